@@ -1,0 +1,205 @@
+"""The `paperboy` command. An entry point: it reads Settings, builds the engine and clients, passes them down."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from paperboy import __version__, db
+from paperboy.config import Settings
+from paperboy.errors import PaperboyError
+from paperboy.ingest import IngestFailed, IngestResult, Progress
+from paperboy.models import Page, UpsertCounts
+from paperboy.sources.http import PoliteClient
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DateParam(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date in YYYY-MM-DD form", param, ctx)
+
+
+DATE = DateParam()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError lists every bad setting
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
+def open_engine(settings: Settings) -> Engine:
+    engine = db.make_engine(settings.resolved_database_url)
+    db.upgrade(engine)
+    return engine
+
+
+def arxiv_client(settings: Settings) -> PoliteClient:
+    return PoliteClient(
+        min_interval=settings.arxiv_min_interval, retries=settings.http_retries, timeout=settings.http_timeout
+    )
+
+
+def hf_client(settings: Settings) -> PoliteClient:
+    return PoliteClient(retries=settings.http_retries, timeout=settings.http_timeout)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Progress]:
+    """A rich progress bar on a terminal; one log line per page elsewhere (cron, CI)."""
+    if not sys.stderr.isatty():
+
+        def log(page: Page, counts: UpsertCounts) -> None:
+            click.echo(
+                f"{label}: +{counts.inserted} new, {counts.updated} updated, {counts.featured} featured"
+                f" ({len(page.records)} records)",
+                err=True,
+            )
+
+        yield log
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(page: Page, counts: UpsertCounts) -> None:
+            if page.total is not None:
+                bar.update(task, total=page.total)
+            bar.update(task, advance=1, description=f"{label} (+{counts.inserted} new, {counts.updated} upd)")
+
+        yield update
+
+
+def report(result: IngestResult) -> None:
+    c = result.counts
+    click.echo(
+        json.dumps(
+            {
+                "source": result.source,
+                "run": result.run_id,
+                "pages": result.pages,
+                "inserted": c.inserted,
+                "updated": c.updated,
+                "unchanged": c.unchanged,
+                "featured": c.featured,
+            }
+        )
+    )
+
+
+def run_job(label: str, job: Any) -> None:
+    """Run an ingest job with a progress bar; failures exit 1 with the reason and what was kept."""
+    try:
+        with progress_bar(label) as progress:
+            result = job(progress)
+    except IngestFailed as exc:
+        kept = exc.counts
+        raise click.ClickException(
+            f"{exc}\nKept {kept.inserted} new and {kept.updated} updated papers stored before the failure; "
+            "run the same command again to resume."
+        ) from exc
+    except PaperboyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report(result)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paperboy")
+def main() -> None:
+    """paperboy: a self-hosted Daily Papers hub.
+
+    Settings come from PAPERBOY_* environment variables (or a TOML file named by PAPERBOY_CONFIG);
+    `paperboy config` lists them.
+    """
+
+
+@main.command()
+def config() -> None:
+    """Show every setting, its current value and what it does."""
+    settings = load_settings()
+    for name, field in Settings.model_fields.items():
+        click.echo(f"PAPERBOY_{name.upper()} = {getattr(settings, name)!r}")
+        click.echo(f"    {field.description}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or migrate it to the newest schema."""
+    settings = load_settings()
+    open_engine(settings)
+    click.echo(f"database at head: {settings.resolved_database_url}")
+
+
+@main.group()
+def ingest() -> None:
+    """Pull papers from a source. Every ingest is idempotent and resumes from where the last run stopped."""
+
+
+@ingest.command("hf")
+@click.option("--date", "day", type=DATE, help="Fetch the daily list of this one day.")
+@click.option("--since", type=DATE, help="Fetch every weekday from this day to today (resumes from the cursor).")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Load a saved API response: JSON list, JSON lines, or gzipped.",
+)
+def ingest_hf(day: date | None, since: date | None, path: Path | None) -> None:
+    """Hugging Face daily papers, from the API or a saved file."""
+    from paperboy import jobs
+
+    if day and since:
+        raise click.UsageError("give --date or --since, not both")
+    if path and (day or since):
+        raise click.UsageError("--file reads a saved file; --date and --since are for the API")
+    settings = load_settings()
+    engine = open_engine(settings)
+    if path is not None:
+        run_job("huggingface file", lambda progress: jobs.ingest_hf_file(engine, path, utcnow, progress))
+        return
+    with hf_client(settings) as client:
+        run_job(
+            "huggingface",
+            lambda progress: jobs.ingest_hf_api(
+                engine, client, settings.hf_endpoint, utcnow, day=day, since=since,
+                default_days=settings.hf_initial_days, progress=progress,
+            ),
+        )
+
+
+@ingest.command("snapshot")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def ingest_snapshot(path: Path) -> None:
+    """Bulk JSON lines: the Kaggle arXiv snapshot or the daily-listing format, gzipped or not."""
+    from paperboy import jobs
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    run_job("snapshot", lambda progress: jobs.ingest_snapshot(engine, path, utcnow, progress))

@@ -1,0 +1,120 @@
+"""Settings: PAPERBOY_* environment variables, or a TOML file named by PAPERBOY_CONFIG.
+
+Only the entry points (cli, web.app) build a Settings; everything below them gets plain values passed in.
+Every field carries its help text; `paperboy config` prints them and docs/configuration.md lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "paperboy"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAPERBOY_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Folder for the SQLite database and the search index (default: $XDG_DATA_HOME/paperboy).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in data_dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `paperboy serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `paperboy serve` listens on.")
+    base_url: str | None = Field(
+        default=None,
+        description="Public URL of the hub (used in feeds and emails). Default: http://host:port.",
+    )
+    site_name: str = Field(default="paperboy", description="Name shown in the header and feeds.")
+    sync: bool = Field(
+        default=True,
+        description="Keep the hub current by ingesting the configured sources on a schedule while it serves.",
+    )
+    hf_sync: bool = Field(default=True, description="Ingest Hugging Face daily papers on the schedule.")
+    hf_sync_minutes: int = Field(
+        default=60, ge=5, description="Minutes between Hugging Face syncs (weekdays only)."
+    )
+    hf_initial_days: int = Field(
+        default=7, ge=1, le=60, description="Days of Hugging Face papers to import into an empty database."
+    )
+    arxiv_categories: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="arXiv categories to follow through the RSS listings, e.g. [\"cs.CL\", \"cs.LG\"].",
+    )
+    arxiv_cross_lists: bool = Field(
+        default=True, description="Also ingest cross-listed papers from the arXiv category listings."
+    )
+    feature_arxiv_new: bool = Field(
+        default=True,
+        description="Feature new papers of followed arXiv categories on the daily list of their announcement day.",
+    )
+    hf_endpoint: str = Field(default="https://huggingface.co", description="Hugging Face base URL.")
+    arxiv_api_url: str = Field(
+        default="https://export.arxiv.org/api/query", description="arXiv Atom API endpoint."
+    )
+    arxiv_rss_url: str = Field(
+        default="https://rss.arxiv.org/rss", description="arXiv RSS base URL (category is appended)."
+    )
+    arxiv_oai_url: str = Field(default="https://oaipmh.arxiv.org/oai", description="arXiv OAI-PMH endpoint.")
+    arxiv_min_interval: float = Field(
+        default=3.0, ge=0, description="Seconds between two requests to arXiv (arXiv asks for at least 3)."
+    )
+    http_timeout: float = Field(default=30.0, gt=0, description="Seconds before an upstream request times out.")
+    http_retries: int = Field(
+        default=4, ge=0, le=10, description="Retries of an upstream request after a 429, 5xx or timeout."
+    )
+    trending_days: int = Field(
+        default=7, ge=1, le=90, description="How many days back the trending page looks."
+    )
+
+    @field_validator("arxiv_categories", mode="before")
+    @classmethod
+    def _split_categories(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [c for c in v.replace(",", " ").split() if c]
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("PAPERBOY_CONFIG")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'paperboy.sqlite3'}"
+
+    @property
+    def public_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"

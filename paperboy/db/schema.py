@@ -1,0 +1,113 @@
+"""The whole schema, in one file. Alembic revisions under migrations/ create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps them naive; we store UTC and re-attach it)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("arxiv_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False),
+    sa.Column("authors", sa.JSON, nullable=False),  # list of names, in order
+    sa.Column("categories", sa.JSON, nullable=False),  # list, primary first
+    sa.Column("primary_category", sa.String(64), nullable=True),
+    sa.Column("published_at", UTCDateTime(), nullable=True),  # first version
+    sa.Column("updated_at", UTCDateTime(), nullable=True),  # newest version
+    sa.Column("comments", sa.Text, nullable=True),
+    sa.Column("journal_ref", sa.Text, nullable=True),
+    sa.Column("doi", sa.Text, nullable=True),
+    sa.Column("license", sa.Text, nullable=True),
+    sa.Column("withdrawn", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("github_repo", sa.Text, nullable=True),
+    sa.Column("github_stars", sa.Integer, nullable=True),
+    sa.Column("project_page", sa.Text, nullable=True),
+    sa.Column("ai_summary", sa.Text, nullable=True),
+    sa.Column("ai_keywords", sa.JSON, nullable=True),
+    sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_papers_published_at", papers.c.published_at)
+sa.Index("ix_papers_changed_at", papers.c.changed_at)
+
+featurings = sa.Table(
+    "featurings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("submitted_at", UTCDateTime(), nullable=True),
+    sa.Column("submitter_name", sa.String(200), nullable=True),
+    sa.Column("submitter_fullname", sa.String(200), nullable=True),
+    sa.Column("submitter_avatar_url", sa.Text, nullable=True),
+    sa.Column("upvotes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("num_comments", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("thumbnail", sa.Text, nullable=True),
+    sa.Column("organization", sa.String(200), nullable=True),
+    sa.UniqueConstraint("arxiv_id", "day", name="uq_featurings_arxiv_id_day"),
+)
+sa.Index("ix_featurings_day", featurings.c.day)
+sa.Index("ix_featurings_submitter_name", featurings.c.submitter_name)
+
+ingest_cursors = sa.Table(
+    "ingest_cursors",
+    metadata,
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+ingest_runs = sa.Table(
+    "ingest_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed
+    sa.Column("inserted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("featured", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+)
+sa.Index("ix_ingest_runs_started_at", ingest_runs.c.started_at)

@@ -1,0 +1,149 @@
+"""Plain data passed between layers. Imports nothing from paperboy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+# New-style ids (0704.0001 onwards, 4 or 5 digit suffix) and old-style ids (hep-th/9901001, math.AG/0309136).
+_NEW_ID = re.compile(r"(?P<id>\d{4}\.\d{4,5})(?:v(?P<v>\d+))?")
+_OLD_ID = re.compile(r"(?P<id>[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?")
+_ID_IN_TEXT = re.compile(
+    r"^(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|https?://huggingface\.co/papers/)?"
+    r"(?P<rest>.+?)(?:\.pdf)?/?$",
+    re.IGNORECASE,
+)
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Split an arXiv id, versioned id, `arXiv:` id or abs/pdf URL into (id, version); None if it is not one.
+
+    >>> parse_arxiv_id("https://arxiv.org/abs/2504.11966v2")
+    ('2504.11966', 2)
+    >>> parse_arxiv_id("hep-th/9901001")
+    ('hep-th/9901001', None)
+    """
+    text = text.strip()
+    m = _ID_IN_TEXT.match(text)
+    if not m:
+        return None
+    rest = m.group("rest")
+    for pattern in (_NEW_ID, _OLD_ID):
+        idm = pattern.fullmatch(rest)
+        if idm:
+            v = idm.group("v")
+            return idm.group("id"), int(v) if v else None
+    return None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One arXiv paper, as the newest version we have seen describes it.
+
+    `version` is None when a source does not say (Hugging Face, the daily-listing corpus): such a record
+    fills gaps but never overwrites what a versioned source said.
+    """
+
+    arxiv_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    primary_category: str | None = None
+    version: int | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    comments: str | None = None
+    journal_ref: str | None = None
+    doi: str | None = None
+    license: str | None = None
+    withdrawn: bool = False
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Who put a paper on the daily list (a Hugging Face user, or later a member of this hub)."""
+
+    name: str
+    fullname: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Featuring:
+    """A paper entering the daily list on one day, with what the source said about it then."""
+
+    arxiv_id: str
+    day: date
+    source: str  # "huggingface", "arxiv", "member", "demo"
+    submitted_at: datetime | None = None
+    submitter: Submitter | None = None
+    upvotes: int = 0
+    num_comments: int = 0
+    thumbnail: str | None = None
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a source yields: a paper, and the featuring it came with when the source is a daily list."""
+
+    paper: Paper
+    featuring: Featuring | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One unit of work from a source: the records and the cursor to store once they are stored."""
+
+    records: list[Record]
+    cursor: dict[str, Any] | None = None
+    total: int | None = None  # expected number of pages or records, for progress bars, when known
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    featured: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.featured
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.featured + other.featured,
+        )
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    """A paper as read back from the store, with its featuring (when listed) and engagement figures."""
+
+    paper: Paper
+    featuring: Featuring | None = None
+    local_upvotes: int = 0
+    local_comments: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def upvotes(self) -> int:
+        upstream = self.featuring.upvotes if self.featuring else 0
+        return upstream + self.local_upvotes
+
+    @property
+    def num_comments(self) -> int:
+        upstream = self.featuring.num_comments if self.featuring else 0
+        return upstream + self.local_comments

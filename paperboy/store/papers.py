@@ -1,0 +1,322 @@
+"""The papers and featurings tables: upserts that change nothing when nothing is new, and the reads pages need."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from paperboy.db.schema import featurings, papers
+from paperboy.errors import InvalidInput
+from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts
+from paperboy.store.merge import merge_featuring, merge_paper
+
+_PAPER_FIELDS = (
+    "arxiv_id",
+    "version",
+    "title",
+    "abstract",
+    "authors",
+    "categories",
+    "primary_category",
+    "published_at",
+    "updated_at",
+    "comments",
+    "journal_ref",
+    "doi",
+    "license",
+    "withdrawn",
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "ai_summary",
+    "ai_keywords",
+)
+# SQLite limits bound parameters per statement; keep IN-lists well under it.
+_IN_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def paper_to_row(p: Paper) -> dict[str, Any]:
+    row = {name: getattr(p, name) for name in _PAPER_FIELDS}
+    row["authors"] = list(p.authors)
+    row["categories"] = list(p.categories)
+    row["ai_keywords"] = list(p.ai_keywords) if p.ai_keywords is not None else None
+    return row
+
+
+def row_to_paper(row: RowMapping) -> Paper:
+    kw = row.get("ai_keywords")
+    return Paper(
+        arxiv_id=row["arxiv_id"],
+        version=row["version"],
+        title=row["title"],
+        abstract=row["abstract"],
+        authors=tuple(row["authors"] or ()),
+        categories=tuple(row["categories"] or ()),
+        primary_category=row["primary_category"],
+        published_at=row["published_at"],
+        updated_at=row["updated_at"],
+        comments=row["comments"],
+        journal_ref=row["journal_ref"],
+        doi=row["doi"],
+        license=row["license"],
+        withdrawn=bool(row["withdrawn"]),
+        github_repo=row["github_repo"],
+        github_stars=row["github_stars"],
+        project_page=row["project_page"],
+        ai_summary=row["ai_summary"],
+        ai_keywords=tuple(kw) if kw is not None else None,
+    )
+
+
+def _featuring_to_row(f: Featuring) -> dict[str, Any]:
+    s = f.submitter
+    return {
+        "arxiv_id": f.arxiv_id,
+        "day": f.day,
+        "source": f.source,
+        "submitted_at": f.submitted_at,
+        "submitter_name": s.name if s else None,
+        "submitter_fullname": s.fullname if s else None,
+        "submitter_avatar_url": s.avatar_url if s else None,
+        "upvotes": f.upvotes,
+        "num_comments": f.num_comments,
+        "thumbnail": f.thumbnail,
+        "organization": f.organization,
+    }
+
+
+def _row_to_featuring(row: RowMapping) -> Featuring:
+    name = row["submitter_name"]
+    return Featuring(
+        arxiv_id=row["arxiv_id"],
+        day=row["day"],
+        source=row["source"],
+        submitted_at=row["submitted_at"],
+        submitter=Submitter(name, row["submitter_fullname"], row["submitter_avatar_url"]) if name else None,
+        upvotes=row["upvotes"],
+        num_comments=row["num_comments"],
+        thumbnail=row["thumbnail"],
+        organization=row["organization"],
+    )
+
+
+# --- writes -------------------------------------------------------------------------------------------------
+
+
+def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -> UpsertCounts:
+    """Store a batch of records; a second call with the same records changes no row."""
+    incoming: dict[str, Paper] = {}
+    for r in records:
+        incoming[r.paper.arxiv_id] = merge_paper(incoming.get(r.paper.arxiv_id), r.paper)
+    ids = list(incoming)
+    stored: dict[str, Paper] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(sa.select(papers).where(papers.c.arxiv_id.in_(chunk))).mappings():
+            stored[row["arxiv_id"]] = row_to_paper(row)
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    unchanged = 0
+    for arxiv_id, paper in incoming.items():
+        old = stored.get(arxiv_id)
+        merged = merge_paper(old, paper)
+        if old is None:
+            inserts.append({**paper_to_row(merged), "first_seen_at": now, "changed_at": now})
+        elif merged != old:
+            row = paper_to_row(merged)
+            row["b_arxiv_id"] = row.pop("arxiv_id")
+            updates.append({**row, "changed_at": now})
+        else:
+            unchanged += 1
+    if inserts:
+        conn.execute(sa.insert(papers), inserts)
+    if updates:
+        values = {name: sa.bindparam(name) for name in (*_PAPER_FIELDS[1:], "changed_at")}
+        stmt = sa.update(papers).where(papers.c.arxiv_id == sa.bindparam("b_arxiv_id")).values(**values)
+        conn.execute(stmt, updates)
+    featured = _upsert_featurings(conn, [r.featuring for r in records if r.featuring is not None])
+    return UpsertCounts(len(inserts), len(updates), unchanged, featured)
+
+
+def _upsert_featurings(conn: Connection, items: list[Featuring]) -> int:
+    if not items:
+        return 0
+    incoming: dict[tuple[str, date], Featuring] = {}
+    for f in items:
+        key = (f.arxiv_id, f.day)
+        incoming[key] = merge_featuring(incoming.get(key), f)
+    stored: dict[tuple[str, date], tuple[int, Featuring]] = {}
+    ids = sorted({k[0] for k in incoming})
+    for chunk in _chunks(ids):
+        rows = conn.execute(sa.select(featurings).where(featurings.c.arxiv_id.in_(chunk))).mappings()
+        for row in rows:
+            stored[(row["arxiv_id"], row["day"])] = (row["id"], _row_to_featuring(row))
+    inserts, updates = [], []
+    for key, f in incoming.items():
+        if key not in stored:
+            inserts.append(_featuring_to_row(f))
+            continue
+        row_id, old = stored[key]
+        merged = merge_featuring(old, f)
+        if merged != old:
+            updates.append({**_featuring_to_row(merged), "b_id": row_id})
+    if inserts:
+        conn.execute(sa.insert(featurings), inserts)
+    if updates:
+        cols = [c for c in _featuring_to_row(items[0]) if c not in ("arxiv_id", "day")]
+        stmt = (
+            sa.update(featurings)
+            .where(featurings.c.id == sa.bindparam("b_id"))
+            .values(**{c: sa.bindparam(c) for c in cols})
+        )
+        conn.execute(stmt, [{k: v for k, v in u.items() if k not in ("arxiv_id", "day")} for u in updates])
+    return len(inserts) + len(updates)
+
+
+# --- reads --------------------------------------------------------------------------------------------------
+
+
+def count_papers(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
+
+
+def count_featured(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(featurings)).scalar_one()
+
+
+def get_paper(conn: Connection, arxiv_id: str) -> StoredPaper | None:
+    """A paper with its most recent featuring (if it was ever on the daily list)."""
+    row = conn.execute(sa.select(papers).where(papers.c.arxiv_id == arxiv_id)).mappings().first()
+    if row is None:
+        return None
+    feat = (
+        conn.execute(
+            sa.select(featurings)
+            .where(featurings.c.arxiv_id == arxiv_id)
+            .order_by(featurings.c.day.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return StoredPaper(row_to_paper(row), _row_to_featuring(feat) if feat else None)
+
+
+def get_papers(conn: Connection, ids: Sequence[str]) -> dict[str, StoredPaper]:
+    """Papers by id with their latest featuring; ids that are unknown are left out."""
+    out: dict[str, StoredPaper] = {}
+    for chunk in _chunks(list(ids)):
+        feats: dict[str, Featuring] = {}
+        for row in conn.execute(
+            sa.select(featurings).where(featurings.c.arxiv_id.in_(chunk)).order_by(featurings.c.day)
+        ).mappings():
+            feats[row["arxiv_id"]] = _row_to_featuring(row)
+        for row in conn.execute(sa.select(papers).where(papers.c.arxiv_id.in_(chunk))).mappings():
+            out[row["arxiv_id"]] = StoredPaper(row_to_paper(row), feats.get(row["arxiv_id"]))
+    return out
+
+
+FeaturedSort = Literal["upvotes", "publishedAt", "trending"]
+
+
+@dataclass(frozen=True)
+class FeaturedQuery:
+    start: date | None = None  # inclusive
+    end: date | None = None  # inclusive
+    submitter: str | None = None
+
+
+def featured(conn: Connection, q: FeaturedQuery) -> list[StoredPaper]:
+    """Every featuring in the range (newest day first), joined with its paper. Ranking happens above."""
+    stmt = sa.select(papers, featurings).join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id)
+    if q.start is not None:
+        stmt = stmt.where(featurings.c.day >= q.start)
+    if q.end is not None:
+        stmt = stmt.where(featurings.c.day <= q.end)
+    if q.submitter is not None:
+        stmt = stmt.where(featurings.c.submitter_name == q.submitter)
+    stmt = stmt.order_by(featurings.c.day.desc(), featurings.c.upvotes.desc(), papers.c.arxiv_id)
+    return [
+        StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()
+    ]
+
+
+def latest_featured_day(conn: Connection) -> date | None:
+    return conn.execute(sa.select(sa.func.max(featurings.c.day))).scalar_one_or_none()
+
+
+def neighbour_days(conn: Connection, day: date) -> tuple[date | None, date | None]:
+    """The nearest earlier and later days that have featured papers."""
+    prev = conn.execute(sa.select(sa.func.max(featurings.c.day)).where(featurings.c.day < day)).scalar()
+    nxt = conn.execute(sa.select(sa.func.min(featurings.c.day)).where(featurings.c.day > day)).scalar()
+    return prev, nxt
+
+
+def _encode_cursor(published: datetime | None, arxiv_id: str) -> str:
+    raw = json.dumps([published.isoformat() if published else None, arxiv_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime | None, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        published, arxiv_id = json.loads(raw)
+        return (datetime.fromisoformat(published) if published else None), str(arxiv_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"cursor {cursor!r} is not one this server handed out") from exc
+
+
+def page_papers(conn: Connection, cursor: str | None, limit: int) -> tuple[list[StoredPaper], str | None]:
+    """All papers, newest arXiv date first, in keyset pages; returns the page and the next cursor."""
+    order_date = sa.func.coalesce(papers.c.published_at, papers.c.first_seen_at)
+    stmt = sa.select(papers, order_date.label("_order")).order_by(order_date.desc(), papers.c.arxiv_id.desc())
+    if cursor:
+        published, arxiv_id = _decode_cursor(cursor)
+        if published is None:
+            raise InvalidInput("cursor is malformed")
+        stmt = stmt.where(
+            sa.or_(order_date < published, sa.and_(order_date == published, papers.c.arxiv_id < arxiv_id))
+        )
+    rows = list(conn.execute(stmt.limit(limit + 1)).mappings())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    found = get_papers(conn, [r["arxiv_id"] for r in rows])
+    items = [found[r["arxiv_id"]] for r in rows]
+    next_cursor = _encode_cursor(rows[-1]["_order"], rows[-1]["arxiv_id"]) if more and rows else None
+    return items, next_cursor
+
+
+def keyword_search(conn: Connection, query: str, limit: int) -> list[StoredPaper]:
+    """Papers whose title, abstract or authors contain every word of `query`; title hits first.
+
+    A plain scan: enough for the first version. The BM25 + vector search of docs/search.md replaces it.
+    """
+    words = [w for w in query.lower().split() if w][:12]
+    if not words:
+        return []
+    text = sa.func.lower(papers.c.title + " " + papers.c.abstract + " " + sa.cast(papers.c.authors, sa.Text))
+    stmt = sa.select(papers.c.arxiv_id, papers.c.title)
+    for w in words:
+        escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(text.like(f"%{escaped}%", escape="\\"))
+    title_hits = sum(
+        (sa.case((sa.func.lower(papers.c.title).contains(w, autoescape=True), 1), else_=0) for w in words),
+        sa.literal(0),
+    )
+    order_date = sa.func.coalesce(papers.c.published_at, papers.c.first_seen_at)
+    stmt = stmt.order_by(title_hits.desc(), order_date.desc()).limit(limit)
+    ids = [r.arxiv_id for r in conn.execute(stmt)]
+    found = get_papers(conn, ids)
+    return [found[i] for i in ids]
