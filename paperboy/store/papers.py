@@ -257,6 +257,10 @@ def latest_featured_day(conn: Connection) -> date | None:
     return conn.execute(sa.select(sa.func.max(featurings.c.day))).scalar_one_or_none()
 
 
+def earliest_featured_day(conn: Connection) -> date | None:
+    return conn.execute(sa.select(sa.func.min(featurings.c.day))).scalar_one_or_none()
+
+
 def neighbour_days(conn: Connection, day: date) -> tuple[date | None, date | None]:
     """The nearest earlier and later days that have featured papers."""
     prev = conn.execute(sa.select(sa.func.max(featurings.c.day)).where(featurings.c.day < day)).scalar()

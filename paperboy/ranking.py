@@ -1,0 +1,57 @@
+"""Trending: how the hub orders papers that are being talked about. Pure functions of (signals, now).
+
+    engagement = upvotes + 2·comments + 3·log10(1 + github_stars)
+    score      = (engagement + 1) / (age_hours + 2) ^ 1.5
+
+`upvotes` adds this hub's members' votes to the votes the paper had upstream (Hugging Face) when it was
+imported; `comments` likewise. `age_hours` counts from the moment the paper entered the daily list (its
+featuring), not from its arXiv date, so a paper resurfacing today competes with today's papers. The exponent
+1.5 is Hacker News's gravity: a paper needs about 2.8x the engagement to hold its place when it is twice
+as old. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30 upvotes.
+docs/trending.md explains the choice with worked examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+COMMENT_WEIGHT = 2.0
+STAR_WEIGHT = 3.0
+GRAVITY = 1.5
+AGE_OFFSET_HOURS = 2.0
+
+
+@dataclass(frozen=True)
+class Signals:
+    upvotes: int
+    comments: int
+    github_stars: int
+    featured_at: datetime
+
+
+def engagement(s: Signals) -> float:
+    return (
+        max(0, s.upvotes)
+        + COMMENT_WEIGHT * max(0, s.comments)
+        + STAR_WEIGHT * math.log10(1 + max(0, s.github_stars))
+    )
+
+
+def trending_score(s: Signals, now: datetime) -> float:
+    """Higher is hotter. A paper featured in the future (clock skew) counts as featured now."""
+    age_hours = max(0.0, (now - s.featured_at).total_seconds() / 3600)
+    return (engagement(s) + 1) / (age_hours + AGE_OFFSET_HOURS) ** GRAVITY
+
+
+T = TypeVar("T")
+
+
+def rank_trending(items: Sequence[T], signals: Callable[[T], Signals], now: datetime) -> list[T]:
+    """Items hottest first; ties broken by engagement, then by the original order (stable)."""
+    keyed = [(trending_score(signals(i), now), engagement(signals(i)), n, i) for n, i in enumerate(items)]
+    keyed.sort(key=lambda k: (-k[0], -k[1], k[2]))
+    return [k[3] for k in keyed]

@@ -1,0 +1,117 @@
+"""The data behind every list page and its JSON twin: one function per listing, called by pages, the API
+and the Atom feeds alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+
+from sqlalchemy.engine import Connection
+
+from paperboy.errors import InvalidInput, NotFound
+from paperboy.models import StoredPaper
+from paperboy.periods import Period, day_period
+from paperboy.ranking import Signals, rank_trending
+from paperboy.store import papers as store
+
+Sort = Literal["upvotes", "publishedAt", "trending"]
+SORTS: tuple[str, ...] = ("upvotes", "publishedAt", "trending")
+
+
+def featured_at(item: StoredPaper) -> datetime:
+    f = item.featuring
+    if f is None:
+        return item.paper.published_at or datetime(1970, 1, 1, tzinfo=UTC)
+    return f.submitted_at or datetime.combine(f.day, time(0, 0), tzinfo=UTC)
+
+
+def signals(item: StoredPaper) -> Signals:
+    return Signals(item.upvotes, item.num_comments, item.paper.github_stars or 0, featured_at(item))
+
+
+def sort_items(items: list[StoredPaper], sort: Sort, now: datetime) -> list[StoredPaper]:
+    if sort == "trending":
+        return rank_trending(items, signals, now)
+    if sort == "publishedAt":
+        return sorted(items, key=lambda i: (featured_at(i), i.paper.arxiv_id), reverse=True)
+    # upvotes: most voted first, as on huggingface.co/papers; ties by newest featuring
+    return sorted(items, key=lambda i: (i.upvotes, featured_at(i), i.paper.arxiv_id), reverse=True)
+
+
+def parse_sort(value: str | None, default: Sort = "upvotes") -> Sort:
+    if value is None or value == "":
+        return default
+    if value not in SORTS:
+        raise InvalidInput(f"sort {value!r} is not one of {', '.join(SORTS)}")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list of featured papers for a period (or the trending window), sorted, with navigation."""
+
+    kind: str  # "day" | "week" | "month" | "trending" | "all"
+    period: Period | None
+    items: list[StoredPaper]
+    sort: Sort
+    previous: Period | None = None
+    next: Period | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    def page(self, p: int, limit: int) -> list[StoredPaper]:
+        return self.items[p * limit : (p + 1) * limit]
+
+
+def period_listing(
+    conn: Connection, period: Period, sort: Sort, now: datetime, submitter: str | None = None
+) -> Listing:
+    """Papers featured in a day, week or month, with the neighbouring periods that have papers."""
+    items = store.featured(conn, store.FeaturedQuery(period.start, period.end, submitter))
+    if period.kind == "day":
+        before, after = store.neighbour_days(conn, period.start)
+        prev = day_period(before) if before else None
+        nxt = day_period(after) if after else None
+    else:
+        prev, nxt = period.shifted(-1), period.shifted(1)
+        if prev.end < (store.earliest_featured_day(conn) or prev.start):
+            prev = None
+        if nxt.start > (store.latest_featured_day(conn) or nxt.start - timedelta(days=1)):
+            nxt = None
+    return Listing(period.kind, period, sort_items(items, sort, now), sort, prev, nxt)
+
+
+def latest_day(conn: Connection) -> date | None:
+    return store.latest_featured_day(conn)
+
+
+def trending_listing(conn: Connection, now: datetime, days: int, submitter: str | None = None) -> Listing:
+    """Papers featured in the last `days` days (counted back from the newest featured day), hottest first.
+
+    Counting back from the newest featured day rather than today keeps the page useful on an instance that
+    has not synced for a while (or runs on demo data).
+    """
+    newest = store.latest_featured_day(conn)
+    if newest is None:
+        return Listing("trending", None, [], "trending")
+    start = newest - timedelta(days=days - 1)
+    items = store.featured(conn, store.FeaturedQuery(start, None, submitter))
+    # Rank as of the window's end, so a stale window still weighs engagement against age sensibly.
+    ref = now if newest >= now.date() else datetime.combine(newest + timedelta(days=1), time(0), tzinfo=UTC)
+    return Listing("trending", Period("trending", start, newest), rank_trending(items, signals, ref), "trending")
+
+
+def all_featured(conn: Connection, sort: Sort, now: datetime, submitter: str | None = None) -> Listing:
+    items = store.featured(conn, store.FeaturedQuery(None, None, submitter))
+    return Listing("all", None, sort_items(items, sort, now), sort)
+
+
+def paper(conn: Connection, arxiv_id: str) -> StoredPaper:
+    found = store.get_paper(conn, arxiv_id)
+    if found is None:
+        raise NotFound(f"paper {arxiv_id} is not in this hub")
+    return found
