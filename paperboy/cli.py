@@ -144,6 +144,48 @@ def config() -> None:
         click.echo(f"    {field.description}")
 
 
+@main.command()
+@click.option("--host", help="Address to listen on (default: PAPERBOY_HOST or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: PAPERBOY_PORT or 8000).")
+@click.option(
+    "--no-sync", is_flag=True, help="No network access: no start-up import, no scheduled ingest."
+)
+def serve(host: str | None, port: int | None, no_sync: bool) -> None:
+    """Migrate the database, start the web app and print its URL.
+
+    On an empty database it first imports the last few days from Hugging Face; without a network (or with
+    --no-sync) it loads the bundled demo papers instead, so the first page is never empty. While it runs it
+    ingests Hugging Face hourly on weekdays and each PAPERBOY_ARXIV_CATEGORIES category after arXiv's
+    daily announcement, in this process.
+    """
+    import logging
+
+    import uvicorn
+
+    from paperboy.serve import build_scheduler, first_start
+    from paperboy.web.app import create_app
+    from paperboy.web.deps import Site
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    if no_sync:
+        overrides["sync"] = False
+    settings = load_settings(**overrides)
+    engine = open_engine(settings)
+    first_start(engine, settings, utcnow, hf_client(settings), echo=lambda m: click.echo(m, err=True))
+    scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
+    site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
+    app = create_app(engine, site=site, clock=utcnow)
+    click.echo(f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers")
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+
+
 @main.group("db")
 def db_group() -> None:
     """Database maintenance."""

@@ -98,3 +98,25 @@ def ingest_snapshot(
         cursor = ingest_state.get_cursor(conn, name) or {}
     pages = snapshot.read_snapshot(path, skip_lines=int(cursor.get("line", 0)), page_size=page_size)
     return run_ingest(engine, "snapshot", pages, now, cursor_name=name, progress=progress)
+
+
+DEMO_FILE = Path(__file__).resolve().parent / "demo" / "seed_papers.json"
+DEMO_CURSOR = "demo"
+
+
+def load_demo(engine: Engine, now: Clock, path: Path = DEMO_FILE) -> IngestResult:
+    """Load the bundled demo papers (the seed page's papers), featured on today's list as source "demo".
+
+    Used by `paperboy serve` on an empty database when Hugging Face cannot be reached (or with --no-sync).
+    """
+    from dataclasses import replace
+
+    from paperboy.models import Page, Record
+
+    today = now().date()
+    records = [
+        Record(r.paper, replace(r.featuring, source="demo") if r.featuring else None)
+        for r in huggingface.read_records(path, day=today)
+    ]
+    pages = [Page(records, {"loaded": today.isoformat()})]
+    return run_ingest(engine, "demo", pages, now, cursor_name=DEMO_CURSOR)

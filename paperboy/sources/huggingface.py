@@ -208,6 +208,15 @@ def read_file(path: Path, skip_units: int = 0) -> Iterator[Page]:
             batch = []
 
 
+def read_records(path: Path, day: date) -> list[Record]:
+    """Every item of a saved daily-papers list (a JSON array), featured on `day`."""
+    try:
+        body = json.loads(_open_text(path))
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: not JSON ({exc.msg})") from exc
+    return parse_day(body, day, str(path))
+
+
 def fetch_day(client: PoliteClient, endpoint: str, day: date) -> list[Record]:
     """Every daily paper of `day` from the API (it pages at PAGE_LIMIT)."""
     records: list[Record] = []
