@@ -6,6 +6,7 @@ Every field carries its help text; `paperboy config` prints them and docs/config
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_categories(cls, v: Any) -> Any:
         if isinstance(v, str):
+            if v.strip().startswith("["):
+                return json.loads(v)
             return [c for c in v.replace(",", " ").split() if c]
         return v
 

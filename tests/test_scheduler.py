@@ -1,0 +1,95 @@
+"""When each source syncs (pure functions), and the scheduler's run loop with real callables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from paperboy.scheduler import EASTERN, Job, Scheduler, next_arxiv_run, next_hf_run
+
+HOUR = timedelta(hours=1)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "expected"),
+    [
+        (None, utc(2026, 11, 25, 9), utc(2026, 11, 25, 9)),  # never ran: now
+        (utc(2026, 11, 25, 9), utc(2026, 11, 25, 9, 30), utc(2026, 11, 25, 10)),  # Wednesday: an hour later
+        (utc(2026, 11, 25, 6), utc(2026, 11, 25, 9), utc(2026, 11, 25, 7)),  # overdue: due already
+        (utc(2026, 11, 27, 23, 30), utc(2026, 11, 27, 23, 40), utc(2026, 11, 30, 0, 5)),  # Friday night → Monday
+        (None, utc(2026, 11, 28, 12), utc(2026, 11, 30, 0, 5)),  # Saturday start waits for Monday
+    ],
+)
+def test_next_hf_run(last: datetime | None, now: datetime, expected: datetime) -> None:
+    assert next_hf_run(last, now, HOUR) == expected
+
+
+@pytest.mark.parametrize(
+    ("last_local", "expected_local"),
+    [
+        (datetime(2026, 11, 24, 10, 0, tzinfo=EASTERN), datetime(2026, 11, 24, 20, 30, tzinfo=EASTERN)),  # Tue
+        (datetime(2026, 11, 24, 20, 31, tzinfo=EASTERN), datetime(2026, 11, 25, 20, 30, tzinfo=EASTERN)),
+        # Thursday evening run → next is Sunday (no announcements Friday and Saturday)
+        (datetime(2026, 11, 26, 20, 31, tzinfo=EASTERN), datetime(2026, 11, 29, 20, 30, tzinfo=EASTERN)),
+    ],
+)
+def test_next_arxiv_run_follows_the_eastern_announcement(last_local: datetime, expected_local: datetime) -> None:
+    now = last_local.astimezone(UTC)
+    got = next_arxiv_run(last_local.astimezone(UTC), now)
+    assert got == expected_local
+    assert got.tzinfo == UTC
+
+
+def test_next_arxiv_run_handles_daylight_saving() -> None:
+    # Summer: 20:30 EDT is 00:30 UTC; winter: 20:30 EST is 01:30 UTC.
+    summer = next_arxiv_run(utc(2026, 7, 1, 12), utc(2026, 7, 1, 12))
+    winter = next_arxiv_run(utc(2026, 12, 1, 12), utc(2026, 12, 1, 12))
+    assert (summer.hour, summer.minute) == (0, 30)
+    assert (winter.hour, winter.minute) == (1, 30)
+
+
+def test_scheduler_runs_due_jobs_and_survives_failures() -> None:
+    clock_now = [utc(2026, 11, 25, 9)]
+    calls: list[str] = []
+
+    def ok() -> str:
+        calls.append("ok")
+        return "done"
+
+    def boom() -> None:
+        calls.append("boom")
+        raise RuntimeError("upstream down")
+
+    jobs = [
+        Job("hf", lambda last, now: next_hf_run(last, now, HOUR), ok),
+        Job("broken", lambda last, now: next_hf_run(last, now, HOUR), boom),
+    ]
+    sched = Scheduler(jobs, lambda: clock_now[0])
+    assert sched.run_pending() == ["hf", "broken"]
+    assert calls == ["ok", "boom"]
+    # Nothing is due 10 minutes later; a failed job is retried at its next slot, like a good one.
+    clock_now[0] += timedelta(minutes=10)
+    assert sched.run_pending() == []
+    clock_now[0] += timedelta(hours=1)
+    assert sched.run_pending() == ["hf", "broken"]
+    assert calls == ["ok", "boom", "ok", "boom"]
+
+
+def test_scheduler_thread_starts_and_stops() -> None:
+    ran: list[int] = []
+    sched = Scheduler([Job("x", lambda last, now: now if last is None else now + HOUR, lambda: ran.append(1))],
+                      lambda: datetime.now(UTC), poll_seconds=0.01)
+    sched.start()
+    for _ in range(200):
+        if ran:
+            break
+        import time
+
+        time.sleep(0.01)
+    sched.stop()
+    assert ran == [1]
