@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from paperboy.web import api, feeds, pages
 from paperboy.web.deps import Site
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SWAGGER_UI = "swagger-ui-5.35.0"
 
 
 def _utcnow() -> datetime:
@@ -53,7 +55,7 @@ def create_app(
             "`/api/papers/search` routes speak Hugging Face's dialect, so `huggingface_hub` "
             "(`HF_ENDPOINT=<this server>`) and bots written for huggingface.co work unchanged."
         ),
-        docs_url="/docs",
+        docs_url=None,  # served below from vendored Swagger UI: no CDN at run time
         redoc_url=None,
     )
     app.state.engine = engine
@@ -89,6 +91,16 @@ def create_app(
         if exc.status_code == 404 and message == "Not Found":
             message = f"nothing at {request.url.path}"
         return error_response(request, exc.status_code, message)
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="paperboy API",
+            swagger_js_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"/static/vendor/{SWAGGER_UI}/favicon-32x32.png",
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
