@@ -48,3 +48,35 @@ _WITHDRAWN = re.compile(r"\b(this (paper|article|submission) (has been|is) withd
 def looks_withdrawn(comments: str | None, abstract: str | None = None) -> bool:
     """arXiv marks a withdrawal in the comments (and often the abstract) of the withdrawing version."""
     return any(t and _WITHDRAWN.search(t) for t in (comments, abstract))
+
+
+_AND = re.compile(r"\s+and\s+|\s*&\s*", re.I)
+
+
+def _strip_parentheses(text: str) -> str:
+    """Drop every parenthesised group (affiliations like `(MIT)` or `((1) MIT, (2) CMU)`), nested or not."""
+    out, depth = [], 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+def split_authors(text: str | None) -> tuple[str, ...]:
+    """arXiv's author string ("A. One, B. Two, and C. Three", affiliations in parentheses) as names."""
+    if not text:
+        return ()
+    text = _strip_parentheses(text)
+    names: list[str] = []
+    for part in text.split(","):
+        for name in _AND.split(part):
+            name = clean_title(name)
+            if name.lower().startswith("and "):
+                name = name[4:].strip()
+            if name and name.lower() not in ("and", "et al", "et al."):
+                names.append(name)
+    return tuple(names)
