@@ -91,21 +91,34 @@ class PoliteClient:
             self.requests += 1
             try:
                 response = self._client.get(url, params=params)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # retrying cannot help
+                raise SourceError(f"GET {url}: {exc}") from exc
+            except httpx.TransportError as exc:  # timeouts, refused or dropped connections, cut-off bodies
                 if attempt >= self.retries:
                     raise SourceError(f"GET {url} failed after {attempt + 1} attempts: {exc!r}") from exc
                 self._sleep(min(self.max_wait, self.backoff * 2**attempt))
                 attempt += 1
                 continue
+            except httpx.HTTPError as exc:  # too many redirects, an undecodable body: not worth a retry
+                raise SourceError(f"GET {url} failed: {exc!r}") from exc
             status = response.status_code
             if status == 429 or status >= 500:
                 if attempt >= self.retries:
                     if status == 429:
-                        raise UpstreamRateLimited(f"GET {response.url} still rate-limited (429) after retries")
+                        raise UpstreamRateLimited(
+                            f"GET {response.url} still rate-limited (429) after retries"
+                        )
                     raise SourceError(f"GET {response.url} answered {status} after {attempt + 1} attempts")
                 wait = self.backoff * 2**attempt
                 if status in (429, 503):  # arXiv's OAI-PMH sends 503 + Retry-After when busy
                     header = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+                    if header is not None and header > self.max_wait:
+                        # Retrying before the upstream said it would answer is not honouring Retry-After.
+                        error = UpstreamRateLimited if status == 429 else SourceError
+                        raise error(
+                            f"GET {response.url} answered {status} asking to retry after {header:.0f} s, "
+                            f"longer than the {self.max_wait:.0f} s we wait; try again later"
+                        )
                     if header is not None:
                         wait = header
                 self._sleep(min(self.max_wait, wait))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ast
 import gzip
+import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from paperboy.errors import SourceError
 from paperboy.models import Featuring, Page, Paper, Record, Submitter, parse_arxiv_id
@@ -71,7 +72,9 @@ def parse_item(raw: Any, day: date | None = None, where: str = "item") -> Record
         raise SourceError(f"{where}: `paper.id` is not an arXiv id or the title is missing")
     arxiv_id, _ = parsed
     authors = tuple(
-        clean_title(str(a["name"])) for a in paper.get("authors") or [] if isinstance(a, dict) and a.get("name")
+        clean_title(str(a["name"]))
+        for a in paper.get("authors") or []
+        if isinstance(a, dict) and a.get("name")
     )
     keywords = paper.get("ai_keywords")
     try:
@@ -128,7 +131,7 @@ def _parse_day_str(value: str, where: str) -> date:
 
 
 def _scraped(records: dict[str, Any], where: str) -> list[Record]:
-    """The `{arxiv_id: {title, authors, abstract, publication_date, upvotes}}` scrape of huggingface.co/papers."""
+    """The `{arxiv_id: {title, authors, abstract, publication_date, upvotes}}` scrape of hf.co/papers."""
     out = []
     for key, raw in records.items():
         if not isinstance(raw, dict) or parse_arxiv_id(key) is None:
@@ -178,34 +181,96 @@ def _unit_to_records(obj: Any, where: str) -> list[Record]:
     raise SourceError(f"{where}: not a shape of Hugging Face daily papers")
 
 
+def _open_stream(path: Path) -> IO[str]:
+    try:
+        with path.open("rb") as f:
+            magic = f.read(2)
+        if magic == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+        return path.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot open ({exc})") from exc
+
+
+_UNREADABLE = (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError)
+
+
+def _is_json_lines(path: Path) -> tuple[bool, int | None]:
+    """Whether the file is JSON lines (its first line is a JSON value by itself), and how many lines it has.
+
+    The count is for progress bars only: None when the file cannot be read to its end (a truncated file still
+    gives up its good pages before the error).
+    """
+    first: str | None = None
+    count = 0
+    try:
+        with _open_stream(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                count += 1
+                if first is None:
+                    first = line
+                    try:
+                        json.loads(first)
+                    except json.JSONDecodeError:
+                        return False, 1
+    except _UNREADABLE:
+        return first is not None, None
+    return first is not None, count
+
+
+def _units(path: Path, skip_units: int, lines: bool) -> Iterator[tuple[int, str, Any]]:
+    """(index, where, parsed JSON) for each unit after the first `skip_units`; JSON lines are streamed."""
+    if not lines:
+        text = _open_text(path)
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}: not JSON ({exc.msg}); the file may be truncated") from exc
+        if skip_units < 1:
+            yield 0, str(path), whole
+        return
+    i = -1
+    n = 0
+    with _open_stream(path) as f:
+        try:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                i += 1
+                if i < skip_units:
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SourceError(f"{path}:{n}: not JSON ({exc.msg}); the file may be truncated") from exc
+                yield i, f"{path}:{n}", obj
+        except _UNREADABLE as exc:
+            raise SourceError(
+                f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
+            ) from exc
+
+
 def read_file(path: Path, skip_units: int = 0) -> Iterator[Page]:
     """Pages from a saved file (gzipped or not): one page per day line, or one page for a single document.
 
-    The cursor of each page is `{"units": n}`: how many lines (or documents) are done, for resuming.
+    The cursor of each page is `{"units": n}`: how many lines (or documents) are done, for resuming. JSON
+    lines are streamed: a large dump is never held in memory whole, and a truncated one keeps the pages
+    before the damage.
     """
-    text = _open_text(path)
-    try:
-        whole: Any = json.loads(text)
-        units: list[tuple[str, Any]] = [(str(path), whole)]
-    except json.JSONDecodeError:
-        units = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                units.append((f"{path}:{n}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise SourceError(f"{path}:{n}: not JSON ({exc.msg}); the file may be truncated") from exc
-    total = len(units)
+    lines, total = _is_json_lines(path)
     # Single items per line are grouped so each transaction carries a useful amount of work.
     batch: list[Record] = []
-    for i, (where, obj) in enumerate(units):
-        if i < skip_units:
-            continue
+    last = -1
+    for i, where, obj in _units(path, skip_units, lines):
         batch.extend(_unit_to_records(obj, where))
-        if len(batch) >= 200 or i == total - 1 or not (isinstance(obj, dict) and "paper" in obj):
+        last = i
+        if len(batch) >= 200 or not (isinstance(obj, dict) and "paper" in obj):
             yield Page(batch, {"units": i + 1}, total)
             batch = []
+    if batch:
+        yield Page(batch, {"units": last + 1}, total)
 
 
 def read_records(path: Path, day: date) -> list[Record]:

@@ -16,7 +16,14 @@ from typing import IO, Any
 
 from paperboy.errors import SourceError
 from paperboy.models import Page, Paper, Record, parse_arxiv_id
-from paperboy.sources.text import clean_abstract, clean_title, day_start, looks_withdrawn, parse_datetime
+from paperboy.sources.text import (
+    clean_abstract,
+    clean_title,
+    day_start,
+    looks_withdrawn,
+    parse_datetime,
+    split_authors,
+)
 
 PAGE_SIZE = 2000
 
@@ -26,15 +33,14 @@ def _names(raw: dict[str, Any]) -> tuple[str, ...]:
     if isinstance(parsed, list) and parsed:
         names = []
         for parts in parsed:
-            last, first, suffix = (list(parts) + ["", "", ""])[:3]
+            last, first, suffix = [*list(parts), "", "", ""][:3]
             names.append(clean_title(" ".join(p for p in (first, last, suffix) if p)))
         return tuple(n for n in names if n)
     authors = raw.get("authors")
     if isinstance(authors, list):
         return tuple(clean_title(str(a)) for a in authors if str(a).strip())
-    if isinstance(authors, str):
-        text = authors.replace(" and ", ", ")
-        return tuple(clean_title(a) for a in text.split(",") if a.strip())
+    if isinstance(authors, str):  # commas inside "(affiliation, city)" would split a name in two
+        return split_authors(authors)
     return ()
 
 
@@ -113,6 +119,8 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
                     yield Page(batch, {"line": n})
                     batch = []
         except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
-            raise SourceError(f"{path}: unreadable after line {n} ({exc}); the file may be truncated") from exc
+            raise SourceError(
+                f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
+            ) from exc
     if batch or n > skip_lines:
         yield Page(batch, {"line": n})

@@ -135,15 +135,15 @@ def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -
         if old is None:
             inserts.append({**paper_to_row(merged), "first_seen_at": now, "changed_at": now})
         elif merged != old:
-            row = paper_to_row(merged)
-            row["b_arxiv_id"] = row.pop("arxiv_id")
-            updates.append({**row, "changed_at": now})
+            changed = paper_to_row(merged)
+            changed["b_arxiv_id"] = changed.pop("arxiv_id")
+            updates.append({**changed, "changed_at": now})
         else:
             unchanged += 1
     if inserts:
         conn.execute(sa.insert(papers), inserts)
     if updates:
-        values = {name: sa.bindparam(name) for name in (*_PAPER_FIELDS[1:], "changed_at")}
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in (*_PAPER_FIELDS[1:], "changed_at")}
         stmt = sa.update(papers).where(papers.c.arxiv_id == sa.bindparam("b_arxiv_id")).values(**values)
         conn.execute(stmt, updates)
     featured = _upsert_featurings(conn, [r.featuring for r in records if r.featuring is not None])
