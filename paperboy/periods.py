@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 from paperboy.errors import InvalidInput
 
-_WEEK = re.compile(r"(\d{4})-W(\d{2})")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+# ASCII digits only: `\d` would also take "２０２５".
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 @dataclass(frozen=True)
@@ -24,22 +26,28 @@ class Period:
             return self.start.isoformat()
         if self.kind == "week":
             y, w, _ = self.start.isocalendar()
-            return f"{y}-W{w:02d}"
-        return self.start.strftime("%Y-%m")
+            return f"{y:04d}-W{w:02d}"
+        return f"{self.start.year:04d}-{self.start.month:02d}"  # strftime("%Y") drops the zeros before 1000
 
     def shifted(self, steps: int) -> Period:
-        """The period `steps` before (negative) or after (positive) this one."""
-        if self.kind == "day":
-            return day_period(self.start + timedelta(days=steps))
-        if self.kind == "week":
-            return week_period_of(self.start + timedelta(weeks=steps))
-        y, m = divmod(self.start.year * 12 + self.start.month - 1 + steps, 12)
-        return month_period(date(y, m + 1, 1))
+        """The period `steps` before (negative) or after (positive) this one.
+
+        Raises InvalidInput when that period would fall outside the calendar (before year 1 or after 9999).
+        """
+        try:
+            if self.kind == "day":
+                return day_period(self.start + timedelta(days=steps))
+            if self.kind == "week":
+                return week_period_of(self.start + timedelta(weeks=steps))
+            y, m = divmod(self.start.year * 12 + self.start.month - 1 + steps, 12)
+            return month_period(date(y, m + 1, 1))
+        except (OverflowError, ValueError):
+            raise InvalidInput(f"no {self.kind} {steps:+d} from {self.label}: outside the calendar") from None
 
 
 def parse_day(text: str) -> date:
     try:
-        if len(text) != 10:
+        if not _DAY.fullmatch(text):  # fromisoformat alone would also take "2025-W09-1"
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
@@ -52,7 +60,8 @@ def day_period(d: date) -> Period:
 
 def week_period_of(d: date) -> Period:
     monday = d - timedelta(days=d.weekday())
-    return Period("week", monday, monday + timedelta(days=6))
+    # The ISO week holding 9999-12-31 ends after the calendar does; the period stops at its last day.
+    return Period("week", monday, monday + timedelta(days=min(6, (date.max - monday).days)))
 
 
 def parse_week(text: str) -> Period:
@@ -68,6 +77,8 @@ def parse_week(text: str) -> Period:
 
 def month_period(d: date) -> Period:
     first = d.replace(day=1)
+    if first.month == 12:  # also keeps December 9999 inside the calendar
+        return Period("month", first, first.replace(day=31))
     nxt = (first + timedelta(days=32)).replace(day=1)
     return Period("month", first, nxt - timedelta(days=1))
 

@@ -7,7 +7,8 @@
 imported; `comments` likewise. `age_hours` counts from the moment the paper entered the daily list (its
 featuring), not from its arXiv date, so a paper resurfacing today competes with today's papers. The exponent
 1.5 is Hacker News's gravity: a paper needs about 2.8x the engagement to hold its place when it is twice
-as old. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30 upvotes.
+as old. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30
+upvotes.
 docs/trending.md explains the choice with worked examples.
 """
 

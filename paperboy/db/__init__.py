@@ -15,7 +15,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's own lower() folds ASCII only ("Łukasz" stays "Łukasz"); PostgreSQL's folds every letter.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -25,7 +31,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, creates the folder and turns on WAL, foreign keys and a busy timeout."""
+    """An engine for `url`; for SQLite, creates the folder and turns on WAL, foreign keys, a busy timeout."""
     u = sa.engine.make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps them naive; we store UTC and re-attach it)."""
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps them naive: we store UTC, re-attach it)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True

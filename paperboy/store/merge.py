@@ -5,8 +5,8 @@ Rules (docs/ingest.md explains them for users):
 - A record of the same version refreshes the fields it carries; an older or unversioned record (Hugging Face,
   the daily-listing corpus) only fills fields that are still empty.
 - Enrichments (GitHub repo and stars, project page, AI summary and keywords) are taken from whoever has them.
-- `published_at` keeps the earliest date seen, `updated_at` the latest. Withdrawn papers stay withdrawn until a
-  newer version says otherwise; nothing is ever deleted.
+- `published_at` keeps the earliest date seen, `updated_at` the latest. Withdrawn papers stay withdrawn until
+  a newer version says otherwise; nothing is ever deleted.
 """
 
 from __future__ import annotations

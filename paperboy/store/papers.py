@@ -1,4 +1,4 @@
-"""The papers and featurings tables: upserts that change nothing when nothing is new, and the reads pages need."""
+"""The papers and featurings tables: upserts that change nothing when nothing is new; the reads pages need."""
 
 from __future__ import annotations
 
@@ -248,9 +248,7 @@ def featured(conn: Connection, q: FeaturedQuery) -> list[StoredPaper]:
     if q.submitter is not None:
         stmt = stmt.where(featurings.c.submitter_name == q.submitter)
     stmt = stmt.order_by(featurings.c.day.desc(), featurings.c.upvotes.desc(), papers.c.arxiv_id)
-    return [
-        StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()
-    ]
+    return [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()]
 
 
 def latest_featured_day(conn: Connection) -> date | None:
@@ -277,7 +275,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime | None, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         published, arxiv_id = json.loads(raw)
-        return (datetime.fromisoformat(published) if published else None), str(arxiv_id)
+        when = datetime.fromisoformat(published) if published else None
+        if when is not None and when.tzinfo is None:
+            raise ValueError("a cursor's date carries its UTC offset")
+        return when, str(arxiv_id)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"cursor {cursor!r} is not one this server handed out") from exc
 

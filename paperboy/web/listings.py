@@ -77,12 +77,21 @@ def period_listing(
         prev = day_period(before) if before else None
         nxt = day_period(after) if after else None
     else:
-        prev, nxt = period.shifted(-1), period.shifted(1)
-        if prev.end < (store.earliest_featured_day(conn) or prev.start):
+        # A neighbour is offered only when it exists in the calendar and papers were featured in or beyond it.
+        earliest, latest = store.earliest_featured_day(conn), store.latest_featured_day(conn)
+        prev, nxt = _shifted(period, -1), _shifted(period, 1)
+        if prev is not None and (earliest is None or prev.end < earliest):
             prev = None
-        if nxt.start > (store.latest_featured_day(conn) or nxt.start - timedelta(days=1)):
+        if nxt is not None and (latest is None or nxt.start > latest):
             nxt = None
     return Listing(period.kind, period, sort_items(items, sort, now), sort, prev, nxt)
+
+
+def _shifted(period: Period, steps: int) -> Period | None:
+    try:
+        return period.shifted(steps)
+    except InvalidInput:  # before year 1 or after 9999
+        return None
 
 
 def latest_day(conn: Connection) -> date | None:
@@ -102,7 +111,8 @@ def trending_listing(conn: Connection, now: datetime, days: int, submitter: str 
     items = store.featured(conn, store.FeaturedQuery(start, None, submitter))
     # Rank as of the window's end, so a stale window still weighs engagement against age sensibly.
     ref = now if newest >= now.date() else datetime.combine(newest + timedelta(days=1), time(0), tzinfo=UTC)
-    return Listing("trending", Period("trending", start, newest), rank_trending(items, signals, ref), "trending")
+    ranked = rank_trending(items, signals, ref)
+    return Listing("trending", Period("trending", start, newest), ranked, "trending")
 
 
 def all_featured(conn: Connection, sort: Sort, now: datetime, submitter: str | None = None) -> Listing:
