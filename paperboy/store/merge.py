@@ -37,7 +37,7 @@ def _empty(value: Any) -> bool:
 def merge_paper(stored: Paper | None, incoming: Paper) -> Paper:
     """The paper to store after `incoming` arrives; equal to `stored` when nothing changes."""
     if stored is None:
-        return incoming
+        return _with_primary(incoming)
     sv, iv = stored.version, incoming.version
     newer = iv is not None and (sv is None or iv > sv)
     same = iv == sv
@@ -61,10 +61,18 @@ def merge_paper(stored: Paper | None, incoming: Paper) -> Paper:
     changes["published_at"] = min(dates) if dates else None
     dates = [d for d in (stored.updated_at, incoming.updated_at) if d is not None]
     changes["updated_at"] = max(dates) if dates else None
-    merged = replace(stored, **changes)
-    if merged.categories and merged.primary_category not in merged.categories:
-        merged = replace(merged, primary_category=merged.categories[0])
-    return merged
+    return _with_primary(replace(stored, **changes))
+
+
+def _with_primary(p: Paper) -> Paper:
+    """A paper with categories always names a primary one (the first, as arXiv lists them).
+
+    Applied to new papers too, not only to merges: otherwise the second ingest of the same record would
+    "update" the primary category the first one left empty, and re-runs would not be no-ops.
+    """
+    if p.categories and p.primary_category not in p.categories:
+        return replace(p, primary_category=p.categories[0])
+    return p
 
 
 def merge_featuring(stored: Featuring | None, incoming: Featuring) -> Featuring:
