@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy.engine import Connection
 
 from paperboy.errors import InvalidInput, NotFound
-from paperboy.models import StoredPaper
+from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import Period, day_period
 from paperboy.ranking import Signals, rank_trending
 from paperboy.store import papers as store
@@ -125,3 +125,18 @@ def paper(conn: Connection, arxiv_id: str) -> StoredPaper:
     if found is None:
         raise NotFound(f"paper {arxiv_id} is not in this hub")
     return found
+
+
+def search_results(conn: Connection, q: str, limit: int) -> list[StoredPaper]:
+    """Papers for a search box: an arXiv id or abs/pdf URL brings that paper first, then keyword matches."""
+    parsed = parse_arxiv_id(q)
+    exact = store.get_paper(conn, parsed[0]) if parsed is not None else None
+    if exact is None:
+        return store.keyword_search(conn, q, limit)
+    hits = [i for i in store.keyword_search(conn, q, limit) if i.paper.arxiv_id != exact.paper.arxiv_id]
+    return [exact, *hits][:limit]
+
+
+def papers_page(conn: Connection, cursor: str | None, limit: int) -> tuple[list[StoredPaper], str | None]:
+    """Every paper of the hub, newest arXiv date first, a keyset page at a time (InvalidInput: bad cursor)."""
+    return store.page_papers(conn, cursor, limit)
