@@ -1,0 +1,454 @@
+"""Server-rendered pages, at the paths huggingface.co/papers uses. GET only; data from `listings`."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment
+from sqlalchemy.engine import Connection
+
+from paperboy.errors import NotFound
+from paperboy.models import StoredPaper, parse_arxiv_id
+from paperboy.periods import (
+    Period,
+    day_period,
+    month_period,
+    parse_day,
+    parse_month,
+    parse_week,
+    week_period_of,
+)
+from paperboy.web import deps, listings
+from paperboy.web.deps import Site
+
+router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
+
+PAGE_SIZE = 50  # cards per page; a day rarely has more, a week or month often does
+SEARCH_LIMIT = 200  # keyword results fetched for one query (paged like the lists)
+
+SORT_LABELS = {"upvotes": "Top", "trending": "Trending", "publishedAt": "Newest"}
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    label: str
+
+
+def url(path: str, **params: object) -> str:
+    """`path` with the query parameters that are set (None and "" are left out)."""
+    query = {k: v for k, v in params.items() if v is not None and v != ""}
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def paper_path(arxiv_id: str) -> str:
+    return "/papers/" + quote(arxiv_id, safe="/.-")
+
+
+def period_path(period: Period) -> str:
+    return f"/papers/{'date' if period.kind == 'day' else period.kind}/{period.label}"
+
+
+def period_label(period: Period) -> str:
+    """How a neighbouring period is named on a navigation link."""
+    if period.kind == "day":
+        return f"{period.start:%a}, {period.start:%b} {period.start.day}"
+    if period.kind == "week":
+        return f"Week {period.start.isocalendar()[1]}"
+    return f"{period.start:%B %Y}"
+
+
+def period_title(period: Period) -> str:
+    if period.kind == "day":
+        return f"{period.start:%A}, {period.start:%B} {period.start.day}, {period.start.year}"
+    if period.kind == "week":
+        y, w, _ = period.start.isocalendar()
+        s, e = period.start, period.end
+        span = f"{s:%b} {s.day} – {e:%b} {e.day}" if s.month != e.month else f"{s:%b} {s.day} – {e.day}"
+        return f"Week {w}, {y} · {span}"
+    return f"{period.start:%B %Y}"
+
+
+def _render(templates: Environment, name: str, **context: Any) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**context))
+
+
+def render_error(request: Request, status: int, message: str) -> str:
+    """The HTML error page (app.py uses it for every non-API error)."""
+    templates: Environment = request.app.state.templates
+    site: Site = request.app.state.site
+    titles = {400: "That address is not quite right", 404: "Not found"}
+    return templates.get_template("pages/error.html").render(
+        site=site,
+        status=status,
+        title=titles.get(status, "Something went wrong"),
+        message=message,
+        q="",
+        today=request.app.state.clock().date(),
+    )
+
+
+# --- list pages ---------------------------------------------------------------------------------------------
+
+
+def _tabs(anchor: date) -> dict[str, str]:
+    """Daily / Weekly / Monthly / Trending, each pointing at the period around `anchor`."""
+    return {
+        "daily": period_path(day_period(anchor)),
+        "weekly": period_path(week_period_of(anchor)),
+        "monthly": period_path(month_period(anchor)),
+        "trending": "/papers/trending",
+    }
+
+
+def _anchor(period: Period | None, latest: date | None, today: date) -> date:
+    """The day the tabs point at: inside `period`, the newest featured day when it falls there."""
+    if period is None:
+        return latest or today
+    if latest is not None and period.start <= latest <= period.end:
+        return latest
+    return period.start
+
+
+def _pages(total: int, p: int) -> int:
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if p > pages:
+        raise NotFound(f"page {p} is past the end of this list ({pages} page{'s' if pages != 1 else ''})")
+    return pages
+
+
+def _empty_state(period: Period | None, today: date) -> dict[str, str]:
+    if period is None:
+        return {
+            "title": "No papers yet",
+            "detail": "This hub has not imported any daily papers yet. "
+            "Run `paperboy ingest hf` to fetch the latest days.",
+        }
+    if period.kind != "day":
+        return {"title": f"Nothing was announced in this {period.kind}", "detail": ""}
+    day = period.start
+    if day > today:
+        return {
+            "title": "Nothing was announced on this day (yet)",
+            "detail": "This day is still to come. Papers appear here once they are announced.",
+        }
+    if day.weekday() >= 5:
+        return {
+            "title": "Nothing was announced on this day (weekend)",
+            "detail": f"{day:%A}s are quiet: new papers are announced Monday to Friday.",
+        }
+    return {
+        "title": "Nothing was announced on this day (holiday, or not synced yet)",
+        "detail": f"No papers were featured on {day:%A}, {day:%B} {day.day}. It may be a holiday, "
+        "or this hub has not imported that day.",
+    }
+
+
+def _list_page(
+    templates: Environment,
+    *,
+    site: Site,
+    now: datetime,
+    listing: listings.Listing,
+    latest: date | None,
+    p: int,
+    path: str,
+    feed: str,
+    heading: str,
+    subtitle: str,
+    tab: str | None,
+    q: str = "",
+    show_sort: bool = True,
+) -> HTMLResponse:
+    today = now.date()
+    pages = _pages(listing.total, p)
+    period = listing.period
+    sort_param = listing.sort if listing.sort != "upvotes" else None
+    nav_period = period if listing.kind in ("day", "week", "month") else None
+    return _render(
+        templates,
+        "pages/list.html",
+        site=site,
+        today=today,
+        title=heading if not subtitle else f"{heading} · {subtitle}",
+        heading=heading,
+        subtitle=subtitle,
+        q=q,
+        tab=tab,
+        tabs=_tabs(_anchor(nav_period, latest, today)),
+        previous=Link(url(period_path(listing.previous), sort=sort_param), period_label(listing.previous))
+        if listing.previous
+        else None,
+        next=Link(url(period_path(listing.next), sort=sort_param), period_label(listing.next))
+        if listing.next
+        else None,
+        sorts=[Link(url(path, sort=None if s == "upvotes" else s), label) for s, label in SORT_LABELS.items()]
+        if show_sort
+        else [],
+        sort_label=SORT_LABELS.get(listing.sort, ""),
+        items=listing.page(p - 1, PAGE_SIZE),
+        total=listing.total,
+        first_index=(p - 1) * PAGE_SIZE + 1,
+        page=p,
+        pages=pages,
+        page_links={
+            "previous": url(path, q=q, sort=sort_param, p=p - 1 if p > 2 else None) if p > 1 else None,
+            "next": url(path, q=q, sort=sort_param, p=p + 1) if p < pages else None,
+        },
+        empty=_empty_state(nav_period, today) if listing.kind != "search" else None,
+        period_noun=period.kind if period is not None and period.kind in ("day", "week", "month") else "",
+        feed_url=feed,
+        paper_path=paper_path,
+    )
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/papers", status_code=302)
+
+
+@router.get("/papers")
+def papers_latest(
+    q: str = "",
+    sort: str = "",
+    p: int = Query(1, ge=1, description="page number, from 1"),
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    """The newest day with papers; with `q`, keyword search results in the same card list."""
+    latest = listings.latest_day(conn)
+    q = q.strip()
+    if q:
+        items = listings.search_results(conn, q, SEARCH_LIMIT)
+        listing = listings.Listing("search", None, items, "upvotes")
+        n = len(items)
+        return _list_page(
+            templates,
+            site=site,
+            now=now,
+            listing=listing,
+            latest=latest,
+            p=p,
+            path="/papers",
+            feed=url("/papers/feed.atom", q=q),
+            heading="Search results",
+            subtitle=f"{n}{'+' if n >= SEARCH_LIMIT else ''} paper{'s' if n != 1 else ''} matching “{q}”",
+            tab=None,
+            q=q,
+            show_sort=False,
+        )
+    order = listings.parse_sort(sort)
+    if latest is None:
+        listing = listings.Listing("latest", None, [], order)
+        return _list_page(
+            templates,
+            site=site,
+            now=now,
+            listing=listing,
+            latest=None,
+            p=p,
+            path="/papers",
+            feed="/papers/feed.atom",
+            heading="Daily Papers",
+            subtitle="",
+            tab="daily",
+            show_sort=False,
+        )
+    listing = listings.period_listing(conn, day_period(latest), order, now)
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=latest,
+        p=p,
+        path="/papers",
+        feed="/papers/feed.atom",
+        heading="Daily Papers",
+        subtitle=period_title(day_period(latest)),
+        tab="daily",
+    )
+
+
+@router.get("/papers/date/{day}")
+def papers_day(
+    day: str,
+    sort: str = "",
+    p: int = Query(1, ge=1, description="page number, from 1"),
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    period = day_period(parse_day(day))
+    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
+    path = period_path(period)
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=listings.latest_day(conn),
+        p=p,
+        path=path,
+        feed=path + "/feed.atom",
+        heading="Daily Papers",
+        subtitle=period_title(period),
+        tab="daily",
+    )
+
+
+@router.get("/papers/week/{week}")
+def papers_week(
+    week: str,
+    sort: str = "",
+    p: int = Query(1, ge=1, description="page number, from 1"),
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    period = parse_week(week)
+    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
+    path = period_path(period)
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=listings.latest_day(conn),
+        p=p,
+        path=path,
+        feed=path + "/feed.atom",
+        heading="Weekly Papers",
+        subtitle=period_title(period),
+        tab="weekly",
+    )
+
+
+@router.get("/papers/month/{month}")
+def papers_month(
+    month: str,
+    sort: str = "",
+    p: int = Query(1, ge=1, description="page number, from 1"),
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    period = parse_month(month)
+    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
+    path = period_path(period)
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=listings.latest_day(conn),
+        p=p,
+        path=path,
+        feed=path + "/feed.atom",
+        heading="Monthly Papers",
+        subtitle=period_title(period),
+        tab="monthly",
+    )
+
+
+@router.get("/papers/trending")
+def papers_trending(
+    p: int = Query(1, ge=1, description="page number, from 1"),
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    listing = listings.trending_listing(conn, now, site.trending_days)
+    window = listing.period
+    subtitle = (
+        f"Featured {window.start:%b} {window.start.day} – {window.end:%b} {window.end.day}, hottest first"
+        if window
+        else ""
+    )
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=listings.latest_day(conn),
+        p=p,
+        path="/papers/trending",
+        feed="/papers/trending/feed.atom",
+        heading="Trending Papers",
+        subtitle=subtitle,
+        tab="trending",
+        show_sort=False,
+    )
+
+
+# --- other pages --------------------------------------------------------------------------------------------
+
+
+@router.get("/about")
+def about(
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse:
+    return _render(templates, "pages/about.html", site=site, today=now.date(), q="", title="About")
+
+
+_COLLAPSED_SCHEME = re.compile(r"^(https?):/+", re.IGNORECASE)
+
+
+def _paper_context(item: StoredPaper) -> dict[str, Any]:
+    paper = item.paper
+    primary = paper.primary_category or (paper.categories[0] if paper.categories else None)
+    others = [c for c in paper.categories if c != primary]
+    updated = paper.updated_at
+    if updated is not None and paper.published_at is not None and updated.date() == paper.published_at.date():
+        updated = None
+    return {"primary_category": primary, "other_categories": others, "updated": updated}
+
+
+# Registered last: `{arxiv_id:path}` matches anything under /papers/ (old-style ids contain a slash).
+@router.get("/papers/{arxiv_id:path}", response_model=None)
+def paper_page(
+    arxiv_id: str,
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    site: Site = Depends(deps.site),
+    templates: Environment = Depends(deps.templates),
+) -> HTMLResponse | RedirectResponse:
+    if arxiv_id.strip("/") == "":
+        return RedirectResponse("/papers", status_code=301)
+    parsed = parse_arxiv_id(_COLLAPSED_SCHEME.sub(r"\1://", arxiv_id))
+    if parsed is None:
+        raise NotFound(f"{arxiv_id!r} is not an arXiv id (e.g. 2504.11966 or hep-th/9901001)")
+    canonical, _version = parsed
+    if canonical != arxiv_id:
+        return RedirectResponse(paper_path(canonical), status_code=301)
+    item = listings.paper(conn, canonical)
+    paper = item.paper
+    return _render(
+        templates,
+        "pages/paper.html",
+        site=site,
+        today=now.date(),
+        q="",
+        title=paper.title,
+        item=item,
+        paper=paper,
+        featuring=item.featuring,
+        featured_day_path=period_path(day_period(item.featuring.day)) if item.featuring else None,
+        description=" ".join(paper.abstract.split())[:300],
+        **_paper_context(item),
+    )
