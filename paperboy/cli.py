@@ -1,4 +1,4 @@
-"""The `paperboy` command. An entry point: it reads Settings, builds the engine and clients, passes them down."""
+"""The `paperboy` command. An entry point: it reads Settings, builds engine and clients, passes them down."""
 
 from __future__ import annotations
 
@@ -80,7 +80,11 @@ def progress_bar(label: str) -> Iterator[Progress]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -147,9 +151,7 @@ def config() -> None:
 @main.command()
 @click.option("--host", help="Address to listen on (default: PAPERBOY_HOST or 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: PAPERBOY_PORT or 8000).")
-@click.option(
-    "--no-sync", is_flag=True, help="No network access: no start-up import, no scheduled ingest."
-)
+@click.option("--no-sync", is_flag=True, help="No network access: no start-up import, no scheduled ingest.")
 def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     """Migrate the database, start the web app and print its URL.
 
@@ -176,7 +178,9 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
     site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
     app = create_app(engine, site=site, clock=utcnow)
-    click.echo(f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers")
+    click.echo(
+        f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers"
+    )
     if scheduler is not None:
         scheduler.start()
     try:
@@ -206,7 +210,9 @@ def ingest() -> None:
 
 @ingest.command("hf")
 @click.option("--date", "day", type=DATE, help="Fetch the daily list of this one day.")
-@click.option("--since", type=DATE, help="Fetch every weekday from this day to today (resumes from the cursor).")
+@click.option(
+    "--since", type=DATE, help="Fetch every weekday from this day to today (resumes from the cursor)."
+)
 @click.option(
     "--file",
     "path",
@@ -230,8 +236,14 @@ def ingest_hf(day: date | None, since: date | None, path: Path | None) -> None:
         run_job(
             "huggingface",
             lambda progress: jobs.ingest_hf_api(
-                engine, client, settings.hf_endpoint, utcnow, day=day, since=since,
-                default_days=settings.hf_initial_days, progress=progress,
+                engine,
+                client,
+                settings.hf_endpoint,
+                utcnow,
+                day=day,
+                since=since,
+                default_days=settings.hf_initial_days,
+                progress=progress,
             ),
         )
 
@@ -245,3 +257,119 @@ def ingest_snapshot(path: Path) -> None:
     settings = load_settings()
     engine = open_engine(settings)
     run_job("snapshot", lambda progress: jobs.ingest_snapshot(engine, path, utcnow, progress))
+
+
+@ingest.command("arxiv")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="CAT",
+    help="arXiv category to follow, e.g. cs.CL (repeatable). Default: PAPERBOY_ARXIV_CATEGORIES.",
+)
+@click.option(
+    "--since",
+    type=DATE,
+    help="Skip the listing when its announcement day is before this day. The RSS feed only ever holds the "
+    "latest announcement day: to backfill older days use `paperboy ingest oai --set … --from DAY`.",
+)
+@click.option(
+    "--cross-lists/--no-cross-lists",
+    default=None,
+    help="Also store papers cross-listed into the category (default: PAPERBOY_ARXIV_CROSS_LISTS).",
+)
+@click.option("--force", is_flag=True, help="Ingest the listing even when its day is already stored.")
+def ingest_arxiv(
+    categories: tuple[str, ...], since: date | None, cross_lists: bool | None, force: bool
+) -> None:
+    """arXiv categories' newest announcement: the RSS listing, completed by the Atom API.
+
+    The feed holds a single announcement day (the newest), so running this again the same day changes
+    nothing. New papers are featured on that day's list when PAPERBOY_FEATURE_ARXIV_NEW is on. Requests to
+    arXiv are paced at PAPERBOY_ARXIV_MIN_INTERVAL seconds (3 by default, as arXiv asks).
+    """
+    from paperboy import jobs
+    from paperboy.store import ingest_state
+
+    settings = load_settings()
+    chosen = list(categories) or settings.arxiv_categories
+    if not chosen:
+        raise click.UsageError("give --category (e.g. --category cs.CL) or set PAPERBOY_ARXIV_CATEGORIES")
+    engine = open_engine(settings)
+    cross = settings.arxiv_cross_lists if cross_lists is None else cross_lists
+    with arxiv_client(settings) as client:
+        for category in chosen:
+            run_job(
+                f"arxiv {category}",
+                lambda progress, category=category: jobs.ingest_arxiv(
+                    engine,
+                    client,
+                    settings.arxiv_rss_url,
+                    settings.arxiv_api_url,
+                    category,
+                    utcnow,
+                    cross_lists=cross,
+                    feature_new=settings.feature_arxiv_new,
+                    since=since,
+                    progress=progress,
+                    force=force,
+                ),
+            )
+            if since is None:
+                continue
+            with engine.connect() as conn:
+                cursor = ingest_state.get_cursor(conn, jobs.arxiv_cursor_name(category.strip())) or {}
+            day = cursor.get("day")
+            if day and date.fromisoformat(day) > since:
+                click.echo(
+                    f"note: the {category} feed holds {day} only; for the days from {since} before it run "
+                    f"`paperboy ingest oai --set <set> --from {since}`",
+                    err=True,
+                )
+
+
+@ingest.command("oai")
+@click.option(
+    "--set",
+    "set_spec",
+    required=True,
+    help="OAI-PMH set, e.g. cs, math, physics:hep-th (arXiv's sets are archives, not categories).",
+)
+@click.option(
+    "--from",
+    "from_date",
+    type=DATE,
+    help="Harvest records changed since this day (starts a new list). Default: resume from the last run.",
+)
+@click.option(
+    "--prefix",
+    type=click.Choice(["arXivRaw", "arXiv"]),
+    default="arXivRaw",
+    show_default=True,
+    help="Metadata format: arXivRaw has every version (numbers and dates); arXiv has parsed author names.",
+)
+def ingest_oai(set_spec: str, from_date: date | None, prefix: str) -> None:
+    """Backfill from arXiv's OAI-PMH interface: every record of a set changed since a day.
+
+    Each response page is stored with its resumption token, so an interrupted harvest continues where it
+    stopped; a finished one remembers the day it started and the next run asks only for what changed since.
+    Without --from the first run harvests the whole set, which takes hours for a large archive.
+    """
+    from paperboy import jobs
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    with arxiv_client(settings) as client:
+        run_job(
+            f"oai {set_spec}",
+            lambda progress: jobs.ingest_oai(
+                engine,
+                client,
+                settings.arxiv_oai_url,
+                set_spec,
+                utcnow,
+                from_date=from_date,
+                metadata_prefix=prefix,
+                progress=progress,
+            ),
+        )
