@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from upstream import Upstream
 
 from paperboy.db import make_engine, upgrade
 
@@ -101,3 +102,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    """A real HTTP server on 127.0.0.1 playing Hugging Face and arXiv (tests/upstream.py)."""
+    with Upstream() as server:
+        yield server
+        assert not server.errors, f"the test upstream failed while answering: {server.errors!r}"

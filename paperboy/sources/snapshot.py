@@ -103,6 +103,7 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
     """Pages of Records; the cursor `{"line": n}` says n lines are stored."""
     batch = []
     n = 0
+    done = skip_lines  # the line the last cursor handed out (or the resume point) covers
     with _open(path) as f:
         try:
             for n, line in enumerate(f, 1):
@@ -118,9 +119,10 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
                 if len(batch) >= page_size:
                     yield Page(batch, {"line": n})
                     batch = []
+                    done = n
         except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
             raise SourceError(
                 f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
             ) from exc
-    if batch or n > skip_lines:
+    if batch or n > done:  # no empty trailing page when the file ends on a page boundary
         yield Page(batch, {"line": n})
