@@ -40,7 +40,8 @@ def test_requests_are_paced_at_least_min_interval_apart(upstream: Upstream) -> N
     times = [r.at for r in upstream.requests]
     assert len(times) == 4
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.25 - 0.01, gaps
+    # Server-side arrival times: allow 10% for scheduling jitter (unpaced requests arrive ~1 ms apart).
+    assert min(gaps) >= 0.25 * 0.9, gaps
 
 
 def test_pacing_also_spaces_retries(upstream: Upstream) -> None:
@@ -48,7 +49,7 @@ def test_pacing_also_spaces_retries(upstream: Upstream) -> None:
     with PoliteClient(min_interval=0.2, backoff=0.0) as client:
         assert client.get(f"{upstream.url}/api/query").status_code == 200
     first, second = upstream.requests
-    assert second.at - first.at >= 0.2 - 0.01
+    assert second.at - first.at >= 0.2 * 0.9
 
 
 def test_sends_a_descriptive_user_agent(upstream: Upstream, client: PoliteClient) -> None:

@@ -256,7 +256,7 @@ def test_api_429_with_a_tiny_real_wait(sqlite_engine: Engine, upstream: Upstream
     with PoliteClient(retries=1) as client:  # really sleeps
         api(sqlite_engine, client, upstream, day=FRI)
     first, second = upstream.requests
-    assert second.at - first.at >= 0.99
+    assert second.at - first.at >= 0.9  # waited the second it was told to (less scheduling jitter)
 
 
 def test_api_5xx_retried_then_success(
