@@ -55,7 +55,7 @@ def postgres_server_url() -> Iterator[str]:
     # user the server runs as when we are root. A short path also keeps the Unix socket path under ~100 bytes.
     pgdata = Path(tempfile.mkdtemp(prefix="paperboy-pg-"))
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
     except Exception as exc:  # pragma: no cover - depends on the machine
         shutil.rmtree(pgdata, ignore_errors=True)
         pytest.skip(f"PostgreSQL unavailable: pgserver could not start a server in {pgdata} ({exc})")
@@ -63,7 +63,7 @@ def postgres_server_url() -> Iterator[str]:
     try:
         yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
-        server._cleanup()  # stop it now rather than at interpreter exit
+        server.cleanup()  # stop it (and delete its folder) now rather than at interpreter exit
         shutil.rmtree(pgdata, ignore_errors=True)
 
 
