@@ -169,12 +169,15 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     from paperboy.web.deps import Site
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {"host": host, "port": port}
     if no_sync:
         overrides["sync"] = False
     settings = load_settings(**overrides)
     engine = open_engine(settings)
-    first_start(engine, settings, utcnow, hf_client(settings), echo=lambda m: click.echo(m, err=True))
+    # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
+    with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
+        first_start(engine, settings, utcnow, probe, echo=lambda m: click.echo(m, err=True))
     scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
     site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
     app = create_app(engine, site=site, clock=utcnow)

@@ -126,9 +126,10 @@ def load_demo(engine: Engine, now: Clock, path: Path = DEMO_FILE) -> IngestResul
 
     from paperboy.models import Page, Record
 
-    today = now().date()
+    loaded_at = now()
+    today = loaded_at.date()
     records = [
-        Record(r.paper, replace(r.featuring, source="demo") if r.featuring else None)
+        Record(r.paper, replace(r.featuring, source="demo", submitted_at=loaded_at) if r.featuring else None)
         for r in huggingface.read_records(path, day=today)
     ]
     pages = [Page(records, {"loaded": today.isoformat()})]
