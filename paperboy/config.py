@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="Any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in data_dir.",
+        description=(
+            "Any SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in data_dir."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Address `paperboy serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `paperboy serve` listens on.")
@@ -57,14 +59,16 @@ class Settings(BaseSettings):
     )
     arxiv_categories: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="arXiv categories to follow through the RSS listings, e.g. [\"cs.CL\", \"cs.LG\"].",
+        description='arXiv categories to follow through the RSS listings, e.g. ["cs.CL", "cs.LG"].',
     )
     arxiv_cross_lists: bool = Field(
         default=True, description="Also ingest cross-listed papers from the arXiv category listings."
     )
     feature_arxiv_new: bool = Field(
         default=True,
-        description="Feature new papers of followed arXiv categories on the daily list of their announcement day.",
+        description=(
+            "Feature new papers of followed arXiv categories on the daily list of their announcement day."
+        ),
     )
     hf_endpoint: str = Field(default="https://huggingface.co", description="Hugging Face base URL.")
     arxiv_api_url: str = Field(
@@ -77,7 +81,9 @@ class Settings(BaseSettings):
     arxiv_min_interval: float = Field(
         default=3.0, ge=0, description="Seconds between two requests to arXiv (arXiv asks for at least 3)."
     )
-    http_timeout: float = Field(default=30.0, gt=0, description="Seconds before an upstream request times out.")
+    http_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before an upstream request times out."
+    )
     http_retries: int = Field(
         default=4, ge=0, le=10, description="Retries of an upstream request after a 429, 5xx or timeout."
     )

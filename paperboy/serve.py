@@ -30,7 +30,10 @@ def first_start(
         if count_papers(conn) > 0:
             return "existing"
     if settings.sync:
-        echo(f"empty database: importing the last {settings.hf_initial_days} days from {settings.hf_endpoint} …")
+        echo(
+            f"empty database: importing the last {settings.hf_initial_days} days"
+            f" from {settings.hf_endpoint} …"
+        )
         try:
             result = jobs.ingest_hf_api(
                 engine, client, settings.hf_endpoint, now, default_days=settings.hf_initial_days
@@ -61,7 +64,9 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
         )
     if settings.arxiv_categories:
         arxiv = PoliteClient(
-            min_interval=settings.arxiv_min_interval, retries=settings.http_retries, timeout=settings.http_timeout
+            min_interval=settings.arxiv_min_interval,
+            retries=settings.http_retries,
+            timeout=settings.http_timeout,
         )
         for category in settings.arxiv_categories:
             sched_jobs.append(

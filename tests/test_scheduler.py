@@ -21,7 +21,11 @@ def utc(*args: int) -> datetime:
         (None, utc(2026, 11, 25, 9), utc(2026, 11, 25, 9)),  # never ran: now
         (utc(2026, 11, 25, 9), utc(2026, 11, 25, 9, 30), utc(2026, 11, 25, 10)),  # Wednesday: an hour later
         (utc(2026, 11, 25, 6), utc(2026, 11, 25, 9), utc(2026, 11, 25, 7)),  # overdue: due already
-        (utc(2026, 11, 27, 23, 30), utc(2026, 11, 27, 23, 40), utc(2026, 11, 30, 0, 5)),  # Friday night → Monday
+        (
+            utc(2026, 11, 27, 23, 30),
+            utc(2026, 11, 27, 23, 40),
+            utc(2026, 11, 30, 0, 5),
+        ),  # Friday night → Monday
         (None, utc(2026, 11, 28, 12), utc(2026, 11, 30, 0, 5)),  # Saturday start waits for Monday
     ],
 )
@@ -32,13 +36,18 @@ def test_next_hf_run(last: datetime | None, now: datetime, expected: datetime) -
 @pytest.mark.parametrize(
     ("last_local", "expected_local"),
     [
-        (datetime(2026, 11, 24, 10, 0, tzinfo=EASTERN), datetime(2026, 11, 24, 20, 30, tzinfo=EASTERN)),  # Tue
+        (
+            datetime(2026, 11, 24, 10, 0, tzinfo=EASTERN),
+            datetime(2026, 11, 24, 20, 30, tzinfo=EASTERN),
+        ),  # Tue
         (datetime(2026, 11, 24, 20, 31, tzinfo=EASTERN), datetime(2026, 11, 25, 20, 30, tzinfo=EASTERN)),
         # Thursday evening run → next is Sunday (no announcements Friday and Saturday)
         (datetime(2026, 11, 26, 20, 31, tzinfo=EASTERN), datetime(2026, 11, 29, 20, 30, tzinfo=EASTERN)),
     ],
 )
-def test_next_arxiv_run_follows_the_eastern_announcement(last_local: datetime, expected_local: datetime) -> None:
+def test_next_arxiv_run_follows_the_eastern_announcement(
+    last_local: datetime, expected_local: datetime
+) -> None:
     now = last_local.astimezone(UTC)
     got = next_arxiv_run(last_local.astimezone(UTC), now)
     assert got == expected_local
@@ -82,8 +91,11 @@ def test_scheduler_runs_due_jobs_and_survives_failures() -> None:
 
 def test_scheduler_thread_starts_and_stops() -> None:
     ran: list[int] = []
-    sched = Scheduler([Job("x", lambda last, now: now if last is None else now + HOUR, lambda: ran.append(1))],
-                      lambda: datetime.now(UTC), poll_seconds=0.01)
+    sched = Scheduler(
+        [Job("x", lambda last, now: now if last is None else now + HOUR, lambda: ran.append(1))],
+        lambda: datetime.now(UTC),
+        poll_seconds=0.01,
+    )
     sched.start()
     for _ in range(200):
         if ran:

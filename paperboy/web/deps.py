@@ -21,7 +21,7 @@ class Site:
 
 
 def engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 def conn(request: Request) -> Iterator[Connection]:
@@ -36,8 +36,8 @@ def now(request: Request) -> datetime:
 
 
 def site(request: Request) -> Site:
-    return request.app.state.site  # type: ignore[no-any-return]
+    return request.app.state.site
 
 
 def templates(request: Request) -> Environment:
-    return request.app.state.templates  # type: ignore[no-any-return]
+    return request.app.state.templates
