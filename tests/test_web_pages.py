@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Engine
 from webhub import A_AUTHORS, OLD, XSS, A, B, C
 
 from paperboy.db.schema import featurings, papers
+from paperboy.models import Featuring, Paper, Record
+from paperboy.store.papers import upsert_records
 from paperboy.web.pages import PAGE_SIZE
 
 STATIC = Path(__file__).resolve().parents[1] / "paperboy" / "static"
@@ -129,6 +132,20 @@ def test_day_navigation_goes_to_the_nearest_days_with_papers(client: TestClient)
     # The sort order carries over to the neighbouring days.
     page = ok(client.get("/papers/date/2025-03-03?sort=publishedAt"))
     assert link_rel(page, "next") == "/papers/date/2025-03-05?sort=publishedAt"
+
+
+def test_navigation_labels_name_the_year_when_it_changes(sqlite_engine: Engine) -> None:
+    webhub.load(sqlite_engine)
+    december = date(2024, 12, 20)
+    paper = Paper("2412.00001", "Last Year", "An abstract.", ("A. Uthor",))
+    with sqlite_engine.begin() as conn:
+        upsert_records(conn, [Record(paper, Featuring(paper.arxiv_id, december, "huggingface"))], webhub.NOW)
+    with webhub.client(sqlite_engine, loaded=False) as c:
+        page = ok(c.get("/papers/date/2025-02-03"))
+        assert "Previous: </span>Fri, Dec 20, 2024</span>" in page
+        assert "Next: </span>Tue, Feb 4</span>" in page
+        week = ok(c.get("/papers/week/2025-W06"))
+        assert "Previous: </span>Week 5</span>" in week
 
 
 def test_empty_weekday_and_weekend_say_so_differently(client: TestClient) -> None:

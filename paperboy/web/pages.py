@@ -56,12 +56,15 @@ def period_path(period: Period) -> str:
     return f"/papers/{'date' if period.kind == 'day' else period.kind}/{period.label}"
 
 
-def period_label(period: Period) -> str:
-    """How a neighbouring period is named on a navigation link."""
+def period_label(period: Period, shown: Period | None = None) -> str:
+    """How a neighbouring period is named on a navigation link (with its year when that differs)."""
+    other_year = shown is not None and shown.start.year != period.start.year
     if period.kind == "day":
-        return f"{period.start:%a}, {period.start:%b} {period.start.day}"
+        label = f"{period.start:%a}, {period.start:%b} {period.start.day}"
+        return f"{label}, {period.start.year}" if other_year else label
     if period.kind == "week":
-        return f"Week {period.start.isocalendar()[1]}"
+        y, w, _ = period.start.isocalendar()
+        return f"Week {w}, {y}" if other_year else f"Week {w}"
     return f"{period.start:%B %Y}"
 
 
@@ -124,6 +127,12 @@ def _pages(total: int, p: int) -> int:
     return pages
 
 
+def _neighbour(target: Period | None, shown: Period | None, sort: str | None) -> Link | None:
+    if target is None:
+        return None
+    return Link(url(period_path(target), sort=sort), period_label(target, shown))
+
+
 def _empty_state(period: Period | None, today: date) -> dict[str, str]:
     if period is None:
         return {
@@ -183,12 +192,8 @@ def _list_page(
         q=q,
         tab=tab,
         tabs=_tabs(_anchor(nav_period, latest, today)),
-        previous=Link(url(period_path(listing.previous), sort=sort_param), period_label(listing.previous))
-        if listing.previous
-        else None,
-        next=Link(url(period_path(listing.next), sort=sort_param), period_label(listing.next))
-        if listing.next
-        else None,
+        previous=_neighbour(listing.previous, period, sort_param),
+        next=_neighbour(listing.next, period, sort_param),
         sorts=[Link(url(path, sort=None if s == "upvotes" else s), label) for s, label in SORT_LABELS.items()]
         if show_sort
         else [],
