@@ -175,6 +175,7 @@ BAD_DAILY = [
     ({"limit": -5}, "limit"),
     ({"limit": "ten"}, "limit"),
     ({"p": -1}, "p"),
+    ({"p": 10**7}, "p"),
     ({"p": "first"}, "p"),
     ({"p": 1.5}, "p"),
     ({"sort": "upvotes"}, "sort"),

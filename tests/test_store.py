@@ -292,6 +292,42 @@ def test_featured_ranges_and_submitter(engine: Engine) -> None:
         assert store.earliest_featured_day(conn) == date(2026, 8, 10)
 
 
+def test_featured_page_latest_listed_first(engine: Engine) -> None:
+    at = datetime(2026, 8, 12, 9, 0, tzinfo=UTC)
+    upsert(
+        engine,
+        Record(paper("2608.00001"), feat("2608.00001", day=date(2026, 8, 10), submitter=Submitter("ada"))),
+        Record(paper("2608.00001"), feat("2608.00001", day=date(2026, 8, 12), submitted_at=at)),
+        Record(paper("2608.00002"), feat("2608.00002", day=date(2026, 8, 12))),  # untimed: last of its day
+        Record(
+            paper("2608.00003"), feat("2608.00003", day=date(2026, 8, 12), submitted_at=at.replace(hour=3))
+        ),
+        Record(paper("2608.00004"), feat("2608.00004", day=date(2026, 8, 11), submitter=Submitter("ada"))),
+    )
+    with engine.connect() as conn:
+
+        def page(offset: int, limit: int, submitter: str | None = None) -> list[tuple[str, date]]:
+            q = store.FeaturedQuery(submitter=submitter)
+            return [
+                (i.paper.arxiv_id, i.featuring.day)
+                for i in store.featured_page(conn, q, offset, limit)
+                if i.featuring is not None
+            ]
+
+        everything = [
+            ("2608.00001", date(2026, 8, 12)),
+            ("2608.00003", date(2026, 8, 12)),
+            ("2608.00002", date(2026, 8, 12)),
+            ("2608.00004", date(2026, 8, 11)),
+            ("2608.00001", date(2026, 8, 10)),
+        ]
+        assert page(0, 10) == everything
+        assert page(1, 2) == everything[1:3]
+        assert page(4, 2) == everything[4:]
+        assert page(5, 2) == []
+        assert page(0, 10, "ada") == [("2608.00004", date(2026, 8, 11)), ("2608.00001", date(2026, 8, 10))]
+
+
 def test_neighbour_days(engine: Engine) -> None:
     with engine.connect() as conn:
         assert store.neighbour_days(conn, date(2026, 8, 11)) == (None, None)

@@ -238,17 +238,33 @@ class FeaturedQuery:
     submitter: str | None = None
 
 
-def featured(conn: Connection, q: FeaturedQuery) -> list[StoredPaper]:
-    """Every featuring in the range (newest day first), joined with its paper. Ranking happens above."""
-    stmt = sa.select(papers, featurings).join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id)
+def _featured_filters(stmt: sa.Select[Any], q: FeaturedQuery) -> sa.Select[Any]:
     if q.start is not None:
         stmt = stmt.where(featurings.c.day >= q.start)
     if q.end is not None:
         stmt = stmt.where(featurings.c.day <= q.end)
     if q.submitter is not None:
         stmt = stmt.where(featurings.c.submitter_name == q.submitter)
+    return stmt
+
+
+def featured(conn: Connection, q: FeaturedQuery) -> list[StoredPaper]:
+    """Every featuring in the range (newest day first), joined with its paper. Ranking happens above."""
+    stmt = sa.select(papers, featurings).join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id)
+    stmt = _featured_filters(stmt, q)
     stmt = stmt.order_by(featurings.c.day.desc(), featurings.c.upvotes.desc(), papers.c.arxiv_id)
     return [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()]
+
+
+def featured_page(conn: Connection, q: FeaturedQuery, offset: int, limit: int) -> list[StoredPaper]:
+    """One page of the featurings in the range, the latest listed first: by day, then by the time it was
+    listed (untimed ones last in their day), then by id. The database pages, so long histories stay cheap."""
+    stmt = sa.select(papers, featurings).join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id)
+    stmt = _featured_filters(stmt, q).order_by(
+        featurings.c.day.desc(), featurings.c.submitted_at.desc().nulls_last(), papers.c.arxiv_id.desc()
+    )
+    rows = conn.execute(stmt.offset(offset).limit(limit)).mappings()
+    return [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in rows]
 
 
 def latest_featured_day(conn: Connection) -> date | None:
@@ -286,7 +302,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime | None, str]:
 def page_papers(conn: Connection, cursor: str | None, limit: int) -> tuple[list[StoredPaper], str | None]:
     """All papers, newest arXiv date first, in keyset pages; returns the page and the next cursor."""
     order_date = sa.func.coalesce(papers.c.published_at, papers.c.first_seen_at)
-    stmt = sa.select(papers, order_date.label("_order")).order_by(order_date.desc(), papers.c.arxiv_id.desc())
+    # Keys only: sorting whole rows (abstracts included) would cost far more; get_papers reads the page.
+    stmt = sa.select(papers.c.arxiv_id, order_date.label("_order"))
+    stmt = stmt.order_by(order_date.desc(), papers.c.arxiv_id.desc())
     if cursor:
         published, arxiv_id = _decode_cursor(cursor)
         if published is None:

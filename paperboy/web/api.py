@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api", responses=ERRORS)
 Conn = Annotated[Connection, Depends(deps.conn)]
 Now = Annotated[datetime, Depends(deps.now)]
 SiteDep = Annotated[Site, Depends(deps.site)]
-Page = Annotated[int, Query(ge=0, description="Page number, from 0.")]
+Page = Annotated[int, Query(ge=0, le=1_000_000, description="Page number, from 0.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1-100).")]
 Submitter = Annotated[
     str | None,
@@ -92,12 +92,12 @@ def daily_papers(
     period = _period(date, week, month)
     who = submitter or None
     if period is not None:
-        listing = listings.period_listing(conn, period, sort or "upvotes", now, who)
+        items = listings.period_listing(conn, period, sort or "upvotes", now, who).page(p, limit)
     elif sort == "trending":
-        listing = listings.trending_listing(conn, now, site.trending_days, who)
+        items = listings.trending_listing(conn, now, site.trending_days, who).page(p, limit)
     else:
-        listing = listings.all_featured(conn, "publishedAt", now, who)
-    return [schemas.daily_item(i) for i in listing.page(p, limit)]
+        items = listings.recent_featured(conn, p, limit, who)
+    return [schemas.daily_item(i) for i in items]
 
 
 @router.get(

@@ -19,11 +19,15 @@ Sort = Literal["upvotes", "publishedAt", "trending"]
 SORTS: tuple[str, ...] = ("upvotes", "publishedAt", "trending")
 
 
+def _listed_at(day: date, submitted_at: datetime | None) -> datetime:
+    return submitted_at or datetime.combine(day, time(0, 0), tzinfo=UTC)
+
+
 def featured_at(item: StoredPaper) -> datetime:
     f = item.featuring
     if f is None:
         return item.paper.published_at or datetime(1970, 1, 1, tzinfo=UTC)
-    return f.submitted_at or datetime.combine(f.day, time(0, 0), tzinfo=UTC)
+    return _listed_at(f.day, f.submitted_at)
 
 
 def signals(item: StoredPaper) -> Signals:
@@ -113,6 +117,11 @@ def trending_listing(conn: Connection, now: datetime, days: int, submitter: str 
     ref = now if newest >= now.date() else datetime.combine(newest + timedelta(days=1), time(0), tzinfo=UTC)
     ranked = rank_trending(items, signals, ref)
     return Listing("trending", Period("trending", start, newest), ranked, "trending")
+
+
+def recent_featured(conn: Connection, p: int, limit: int, submitter: str | None = None) -> list[StoredPaper]:
+    """Page `p` of everything ever on the daily list, the latest listed first (by day, then time listed)."""
+    return store.featured_page(conn, store.FeaturedQuery(None, None, submitter), p * limit, limit)
 
 
 def all_featured(conn: Connection, sort: Sort, now: datetime, submitter: str | None = None) -> Listing:
