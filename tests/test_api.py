@@ -414,6 +414,8 @@ def test_openapi_documents_the_api_with_hugging_faces_names(client: TestClient) 
     )
     assert {"submittedOnDailyAt", "githubRepo", "ai_summary"} <= set(schemas["PaperModel"]["properties"])
     assert "_id" in schemas["Author"]["properties"]
+    assert "Link" in spec["paths"]["/api/papers"]["get"]["responses"]["200"]["headers"]
+    assert spec["paths"]["/api/daily_papers"]["get"]["responses"]["400"]
     assert client.get("/docs").status_code == 200
 
 

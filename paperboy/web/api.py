@@ -129,6 +129,16 @@ def search_papers(
     response_model=list[schemas.PaperModel],
     response_model_exclude_none=True,
     summary="Every paper, in cursor pages",
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": 'The next page, `<url>; rel="next"`; absent on the last page.',
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
 )
 def list_papers(
     conn: Conn,
