@@ -1,13 +1,14 @@
 """Trending: how the hub orders papers that are being talked about. Pure functions of (signals, now).
 
     engagement = upvotes + 2·comments + 3·log10(1 + github_stars)
-    score      = (engagement + 1) / (age_hours + 2) ^ 1.5
+    score      = (engagement + 1) / (age_hours + 24) ^ 1.5
 
 `upvotes` adds this hub's members' votes to the votes the paper had upstream (Hugging Face) when it was
 imported; `comments` likewise. `age_hours` counts from the moment the paper entered the daily list (its
 featuring), not from its arXiv date, so a paper resurfacing today competes with today's papers. The exponent
 1.5 is Hacker News's gravity: a paper needs about 2.8x the engagement to hold its place when it is twice
-as old. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30
+as old. The 24-hour offset fits a daily list: papers are voted on over their first day, so a paper listed a
+minute ago with 2 votes must not outrank yesterday's paper with 70. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30
 upvotes.
 docs/trending.md explains the choice with worked examples.
 """
@@ -23,7 +24,7 @@ from typing import TypeVar
 COMMENT_WEIGHT = 2.0
 STAR_WEIGHT = 3.0
 GRAVITY = 1.5
-AGE_OFFSET_HOURS = 2.0
+AGE_OFFSET_HOURS = 24.0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 the real API's item shape) loaded through the real file ingest, plus one arXiv-only paper never listed.
 
 Days: 2026-07-31 (Fri, W31), 2026-08-03 (Mon, W32), 2026-08-07 (Fri, W32), 2026-08-10 (Mon, W33).
-On 2026-08-10 the three orders differ: upvotes F > E > D, newest on the list D > E > F, trending D > F > E.
+On 2026-08-10 the three orders differ: upvotes F > E > D, newest on the list D > E > F, trending F > D > E.
 """
 
 from __future__ import annotations

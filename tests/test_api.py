@@ -108,7 +108,7 @@ def test_timestamps_are_utc_with_milliseconds(client: TestClient) -> None:
     [
         ({"date": "2026-08-10"}, [F, E, D]),  # a period without sort: most upvoted first, as HF answers
         ({"date": "2026-08-10", "sort": "publishedAt"}, [D, E, F]),  # latest on the list first
-        ({"date": "2026-08-10", "sort": "trending"}, [D, F, E]),
+        ({"date": "2026-08-10", "sort": "trending"}, [F, D, E]),
         ({"date": "2026-08-07"}, [C]),
         ({"date": "2026-08-08"}, []),  # a day without papers is an empty list, not an error
         ({"week": "2026-W32"}, [A, C, B]),
@@ -119,7 +119,7 @@ def test_timestamps_are_utc_with_milliseconds(client: TestClient) -> None:
         ({"month": "2026-06"}, []),
         ({}, [D, E, F, C, B, A, G]),  # no period: the most recent on the list, newest first, across days
         ({"sort": "publishedAt"}, [D, E, F, C, B, A, G]),
-        ({"sort": "trending"}, [D, F, E, C]),  # no period: the trending window (7 days back from 08-10)
+        ({"sort": "trending"}, [F, D, E, C]),  # no period: the trending window (7 days back from 08-10)
         ({"submitter": "akhaliq"}, [F, C, A]),
         ({"submitter": "akhaliq", "week": "2026-W32"}, [A, C]),
         ({"submitter": "taesiri", "sort": "trending"}, [D]),
@@ -378,7 +378,7 @@ def test_search_bad_limit(client: TestClient, params: dict[str, Any]) -> None:
 
 
 def test_trending_json_twin(client: TestClient) -> None:
-    assert ids(client.get("/api/trending")) == [D, F, E, C]
+    assert ids(client.get("/api/trending")) == [F, D, E, C]
     assert ids(client.get("/api/trending", params={"limit": 2, "p": 1})) == [E, C]
     assert ids(client.get("/api/trending", params={"submitter": "akhaliq"})) == [F, C]
     assert client.get("/api/trending", params={"limit": 0}).status_code == 400
@@ -443,7 +443,7 @@ def test_hf_datetime() -> None:
 
 def test_main_routes_on_both_databases(engine: Engine) -> None:
     with make_client(engine) as c:
-        assert daily(c, date="2026-08-10", sort="trending") == [D, F, E]
+        assert daily(c, date="2026-08-10", sort="trending") == [F, D, E]
         assert daily(c, week="2026-W32") == [A, C, B]
         assert daily(c, limit=2, p=1) == [F, C]
         assert c.get(f"/api/papers/{A}").json()["publishedAt"] == "2026-08-02T17:59:00.000Z"

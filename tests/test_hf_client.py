@@ -88,7 +88,7 @@ def test_list_daily_papers_by_week_month_submitter_sort_and_page(api: HfApi) -> 
 
     assert listed(week="2026-W32") == [A, C, B]
     assert listed(month="2026-08", submitter="akhaliq") == [A, F, C]
-    assert listed(date="2026-08-10", sort="trending") == [D, F, E]
+    assert listed(date="2026-08-10", sort="trending") == [F, D, E]
     assert listed(date="2026-08-10", sort="publishedAt") == [D, E, F]
     assert listed(limit=2, p=1) == [F, C]
 
