@@ -8,8 +8,8 @@ imported; `comments` likewise. `age_hours` counts from the moment the paper ente
 featuring), not from its arXiv date, so a paper resurfacing today competes with today's papers. The exponent
 1.5 is Hacker News's gravity: a paper needs about 2.8x the engagement to hold its place when it is twice
 as old. The 24-hour offset fits a daily list: papers are voted on over their first day, so a paper listed a
-minute ago with 2 votes must not outrank yesterday's paper with 70. GitHub stars count on a log scale: a repository with 10k stars should not bury a paper with 30
-upvotes.
+minute ago with 2 votes must not outrank yesterday's paper with 70. GitHub stars count on a log scale: a
+repository with 10k stars should not bury a paper with 30 upvotes.
 docs/trending.md explains the choice with worked examples.
 """
 
