@@ -27,4 +27,9 @@ echo "== mypy";        mypy
 echo "== import layers"; lint-imports
 echo "== pytest";      pytest "$@"
 echo "== benches (toy size)"
-python bench/ingest.py --limit 2000
+if [ -d ../shared/data/arxiv_metadata ]; then
+  python bench/ingest.py --limit 2000
+else
+  echo "(../shared/data absent: benching on the repo's own small fixture)"
+  python bench/ingest.py --file tests/fixtures/arxiv_listing_small.jsonl
+fi

@@ -65,6 +65,12 @@ papers = sa.Table(
 )
 sa.Index("ix_papers_published_at", papers.c.published_at)
 sa.Index("ix_papers_changed_at", papers.c.changed_at)
+# Migration 0002: the keyset order of GET /api/papers.
+sa.Index(
+    "ix_papers_order",
+    sa.func.coalesce(papers.c.published_at, papers.c.first_seen_at).desc(),
+    papers.c.arxiv_id.desc(),
+)
 
 featurings = sa.Table(
     "featurings",
