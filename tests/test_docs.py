@@ -1,4 +1,4 @@
-"""Docs are part of the change: a setting, command, API route or parameter that is not documented fails here."""
+"""Docs are part of the change: an undocumented setting, command, API route or parameter fails here."""
 
 from __future__ import annotations
 
