@@ -211,6 +211,34 @@ def ingest() -> None:
     """Pull papers from a source. Every ingest is idempotent and resumes from where the last run stopped."""
 
 
+@ingest.command("log")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many runs.")
+def ingest_log(limit: int) -> None:
+    """The most recent ingest runs (CLI and scheduled), newest first, one JSON object per line."""
+    from paperboy.store.ingest_state import recent_runs
+
+    engine = open_engine(load_settings())
+    with engine.connect() as conn:
+        runs = recent_runs(conn, limit)
+    for run in runs:
+        click.echo(
+            json.dumps(
+                {
+                    "run": run.id,
+                    "source": run.source,
+                    "status": run.status,
+                    "started_at": run.started_at.isoformat(),
+                    "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                    "inserted": run.inserted,
+                    "updated": run.updated,
+                    "unchanged": run.unchanged,
+                    "featured": run.featured,
+                    "error": run.error,
+                }
+            )
+        )
+
+
 @ingest.command("hf")
 @click.option("--date", "day", type=DATE, help="Fetch the daily list of this one day.")
 @click.option(

@@ -105,3 +105,18 @@ def test_db_upgrade_creates_the_database(runner: CliRunner, tmp_path: Path) -> N
     result = runner.invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0
     assert (tmp_path / "data" / "paperboy.sqlite3").exists()
+
+
+def test_ingest_log_lists_runs_newest_first(runner: CliRunner, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(_listing_line(1) + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    assert runner.invoke(main, ["ingest", "snapshot", str(good)]).exit_code == 0
+    assert runner.invoke(main, ["ingest", "snapshot", str(bad)]).exit_code == 1
+    result = runner.invoke(main, ["ingest", "log", "--limit", "5"])
+    assert result.exit_code == 0
+    runs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["source"], r["status"]) for r in runs] == [("snapshot", "failed"), ("snapshot", "ok")]
+    assert "not JSON" in runs[0]["error"]
+    assert runs[1]["inserted"] == 1
