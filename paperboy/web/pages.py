@@ -284,6 +284,35 @@ def papers_latest(
     )
 
 
+_PERIOD_PAGES = {
+    "day": ("Daily Papers", "daily"),
+    "week": ("Weekly Papers", "weekly"),
+    "month": ("Monthly Papers", "monthly"),
+}
+
+
+def _period_page(
+    period: Period, sort: str, p: int, conn: Connection, now: datetime, site: Site, templates: Environment
+) -> HTMLResponse:
+    """A day, week or month page: one shape, three headings."""
+    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
+    path = period_path(period)
+    heading, tab = _PERIOD_PAGES[period.kind]
+    return _list_page(
+        templates,
+        site=site,
+        now=now,
+        listing=listing,
+        latest=listings.latest_day(conn),
+        p=p,
+        path=path,
+        feed=path + "/feed.atom",
+        heading=heading,
+        subtitle=period_title(period),
+        tab=tab,
+    )
+
+
 @router.get("/papers/date/{day}")
 def papers_day(
     day: str,
@@ -294,22 +323,7 @@ def papers_day(
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
 ) -> HTMLResponse:
-    period = day_period(parse_day(day))
-    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
-    path = period_path(period)
-    return _list_page(
-        templates,
-        site=site,
-        now=now,
-        listing=listing,
-        latest=listings.latest_day(conn),
-        p=p,
-        path=path,
-        feed=path + "/feed.atom",
-        heading="Daily Papers",
-        subtitle=period_title(period),
-        tab="daily",
-    )
+    return _period_page(day_period(parse_day(day)), sort, p, conn, now, site, templates)
 
 
 @router.get("/papers/week/{week}")
@@ -322,22 +336,7 @@ def papers_week(
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
 ) -> HTMLResponse:
-    period = parse_week(week)
-    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
-    path = period_path(period)
-    return _list_page(
-        templates,
-        site=site,
-        now=now,
-        listing=listing,
-        latest=listings.latest_day(conn),
-        p=p,
-        path=path,
-        feed=path + "/feed.atom",
-        heading="Weekly Papers",
-        subtitle=period_title(period),
-        tab="weekly",
-    )
+    return _period_page(parse_week(week), sort, p, conn, now, site, templates)
 
 
 @router.get("/papers/month/{month}")
@@ -350,22 +349,7 @@ def papers_month(
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
 ) -> HTMLResponse:
-    period = parse_month(month)
-    listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
-    path = period_path(period)
-    return _list_page(
-        templates,
-        site=site,
-        now=now,
-        listing=listing,
-        latest=listings.latest_day(conn),
-        p=p,
-        path=path,
-        feed=path + "/feed.atom",
-        heading="Monthly Papers",
-        subtitle=period_title(period),
-        tab="monthly",
-    )
+    return _period_page(parse_month(month), sort, p, conn, now, site, templates)
 
 
 @router.get("/papers/trending")
