@@ -8,16 +8,15 @@ wrapper, JSON lines of `{"date", "response"}` days, and the scraped `{arxiv_id: 
 from __future__ import annotations
 
 import ast
-import gzip
-import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from paperboy.errors import SourceError
 from paperboy.models import Featuring, Page, Paper, Record, Submitter, parse_arxiv_id
+from paperboy.sources.files import UNREADABLE, open_text
 from paperboy.sources.http import PoliteClient
 from paperboy.sources.text import clean_abstract, clean_title, parse_datetime
 
@@ -156,15 +155,11 @@ def _scraped(records: dict[str, Any], where: str) -> list[Record]:
     return out
 
 
-def _open_text(path: Path) -> str:
-    with path.open("rb") as f:
-        magic = f.read(2)
+def _read_whole(path: Path) -> str:
     try:
-        if magic == b"\x1f\x8b":
-            with gzip.open(path, "rt", encoding="utf-8") as g:
-                return g.read()
-        return path.read_text(encoding="utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        with open_text(path) as f:
+            return f.read()
+    except UNREADABLE as exc:
         raise SourceError(f"{path}: cannot read ({exc})") from exc
 
 
@@ -181,20 +176,6 @@ def _unit_to_records(obj: Any, where: str) -> list[Record]:
     raise SourceError(f"{where}: not a shape of Hugging Face daily papers")
 
 
-def _open_stream(path: Path) -> IO[str]:
-    try:
-        with path.open("rb") as f:
-            magic = f.read(2)
-        if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-        return path.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot open ({exc})") from exc
-
-
-_UNREADABLE = (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError)
-
-
 def _is_json_lines(path: Path) -> tuple[bool, int | None]:
     """Whether the file is JSON lines (its first line is a JSON value by itself), and how many lines it has.
 
@@ -204,7 +185,7 @@ def _is_json_lines(path: Path) -> tuple[bool, int | None]:
     first: str | None = None
     count = 0
     try:
-        with _open_stream(path) as f:
+        with open_text(path) as f:
             for line in f:
                 if not line.strip():
                     continue
@@ -215,7 +196,7 @@ def _is_json_lines(path: Path) -> tuple[bool, int | None]:
                         json.loads(first)
                     except json.JSONDecodeError:
                         return False, 1
-    except _UNREADABLE:
+    except UNREADABLE:
         return first is not None, None
     return first is not None, count
 
@@ -223,7 +204,7 @@ def _is_json_lines(path: Path) -> tuple[bool, int | None]:
 def _units(path: Path, skip_units: int, lines: bool) -> Iterator[tuple[int, str, Any]]:
     """(index, where, parsed JSON) for each unit after the first `skip_units`; JSON lines are streamed."""
     if not lines:
-        text = _open_text(path)
+        text = _read_whole(path)
         try:
             whole = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -233,7 +214,7 @@ def _units(path: Path, skip_units: int, lines: bool) -> Iterator[tuple[int, str,
         return
     i = -1
     n = 0
-    with _open_stream(path) as f:
+    with open_text(path) as f:
         try:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -246,7 +227,7 @@ def _units(path: Path, skip_units: int, lines: bool) -> Iterator[tuple[int, str,
                 except json.JSONDecodeError as exc:
                     raise SourceError(f"{path}:{n}: not JSON ({exc.msg}); the file may be truncated") from exc
                 yield i, f"{path}:{n}", obj
-        except _UNREADABLE as exc:
+        except UNREADABLE as exc:
             raise SourceError(
                 f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
             ) from exc
@@ -276,7 +257,7 @@ def read_file(path: Path, skip_units: int = 0) -> Iterator[Page]:
 def read_records(path: Path, day: date) -> list[Record]:
     """Every item of a saved daily-papers list (a JSON array), featured on `day`."""
     try:
-        body = json.loads(_open_text(path))
+        body = json.loads(_read_whole(path))
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: not JSON ({exc.msg})") from exc
     return parse_day(body, day, str(path))

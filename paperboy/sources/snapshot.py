@@ -6,16 +6,15 @@ done, so an interrupted import resumes where it stopped.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from paperboy.errors import SourceError
 from paperboy.models import Page, Paper, Record, parse_arxiv_id
+from paperboy.sources.files import UNREADABLE, open_text
 from paperboy.sources.text import (
     clean_abstract,
     clean_title,
@@ -88,23 +87,12 @@ def parse_line(raw: Any, where: str) -> Paper:
     )
 
 
-def _open(path: Path) -> IO[str]:
-    try:
-        with path.open("rb") as f:
-            magic = f.read(2)
-        if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-        return path.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot open ({exc})") from exc
-
-
 def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -> Iterator[Page]:
     """Pages of Records; the cursor `{"line": n}` says n lines are stored."""
     batch = []
     n = 0
     done = skip_lines  # the line the last cursor handed out (or the resume point) covers
-    with _open(path) as f:
+    with open_text(path) as f:
         try:
             for n, line in enumerate(f, 1):
                 if n <= skip_lines:
@@ -120,7 +108,7 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
                     yield Page(batch, {"line": n})
                     batch = []
                     done = n
-        except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
+        except UNREADABLE as exc:
             raise SourceError(
                 f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
             ) from exc
