@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from upstream import Reply, Upstream
 
 from paperboy.config import Settings
 from paperboy.serve import build_scheduler, first_start
 from paperboy.sources.http import PoliteClient
 from paperboy.store import ingest_state
 from paperboy.store import papers as store
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 NOW = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
@@ -60,3 +64,20 @@ def test_schedule_has_a_job_per_source(sqlite_engine: Engine, tmp_path: Path) ->
     assert names == ["huggingface", "arxiv:cs.CL", "arxiv:cs.LG"]
     settings = _settings(tmp_path, hf_sync=False)
     assert build_scheduler(sqlite_engine, settings, lambda: NOW).jobs == []
+
+
+def test_online_first_start_imports_recent_hugging_face_days(
+    sqlite_engine: Engine, tmp_path: Path, upstream: Upstream
+) -> None:
+    small = json.loads((FIXTURES / "hf_daily_papers_small.json").read_text())
+    upstream.route("/api/daily_papers", None, Reply.json([]))  # other days: nothing listed
+    upstream.route("/api/daily_papers", {"date": "2026-08-10"}, Reply.json(small[3:6]))
+    settings = _settings(tmp_path, hf_endpoint=upstream.url, hf_initial_days=3)
+    now = datetime(2026, 8, 10, 18, tzinfo=UTC)
+    with PoliteClient(retries=0, timeout=5) as client:
+        assert first_start(sqlite_engine, settings, lambda: now, client, lambda m: None) == "huggingface"
+    asked = sorted({r.query["date"] for r in upstream.requests if r.path == "/api/daily_papers"})
+    assert asked == ["2026-08-10"]  # 08-08 and 08-09 are a weekend: not asked
+    with sqlite_engine.connect() as conn:
+        assert store.count_papers(conn) == 3
+        assert store.latest_featured_day(conn) == date(2026, 8, 10)
