@@ -117,3 +117,18 @@ ingest_runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
 )
 sa.Index("ix_ingest_runs_started_at", ingest_runs.c.started_at)
+
+
+embeddings = sa.Table(
+    "embeddings",
+    metadata,
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian, L2-normalised
+    sa.Column("text_hash", sa.String(64), nullable=False),  # of the text embedded: skip re-embedding the same
+    sa.Column("embedded_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_embeddings_model_embedded_at", embeddings.c.model, embeddings.c.embedded_at)
