@@ -1,4 +1,4 @@
-"""The embeddings table: vectors per (paper, model), as raw float32 bytes. The vector index is rebuilt from here."""
+"""The embeddings table: float32 vectors per (paper, model). The vector index is rebuilt from here."""
 
 from __future__ import annotations
 
