@@ -19,3 +19,11 @@ class SourceError(PaperboyError):
 
 class UpstreamRateLimited(SourceError):
     """The upstream kept answering 429 after every retry we were allowed."""
+
+
+class IndexUnusable(PaperboyError):
+    """A search index file is missing, corrupt, truncated or built for another model: rebuild it from the DB."""
+
+
+class EmbeddingUnavailable(PaperboyError):
+    """The sentence-embedding model cannot be loaded (not installed, unknown name, unreadable files)."""

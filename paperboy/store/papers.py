@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -343,3 +343,55 @@ def keyword_search(conn: Connection, query: str, limit: int) -> list[StoredPaper
     ids = [r.arxiv_id for r in conn.execute(stmt)]
     found = get_papers(conn, ids)
     return [found[i] for i in ids]
+
+
+def changed_since(
+    conn: Connection, since: datetime | None, limit: int, after: tuple[datetime, str] | None = None
+) -> list[tuple[Paper, datetime]]:
+    """Papers changed after `since` (all when None), oldest change first, in keyset pages: for index syncs.
+
+    `after` is the (changed_at, arxiv_id) of the last row of the previous page.
+    """
+    stmt = sa.select(papers).order_by(papers.c.changed_at, papers.c.arxiv_id).limit(limit)
+    if since is not None:
+        stmt = stmt.where(papers.c.changed_at > since)
+    if after is not None:
+        at, arxiv_id = after
+        stmt = stmt.where(
+            sa.or_(papers.c.changed_at > at, sa.and_(papers.c.changed_at == at, papers.c.arxiv_id > arxiv_id))
+        )
+    return [(row_to_paper(row), row["changed_at"]) for row in conn.execute(stmt).mappings()]
+
+
+def filter_ids(
+    conn: Connection,
+    ids: Sequence[str],
+    start: date | None = None,
+    end: date | None = None,
+    categories: Sequence[str] = (),
+) -> set[str]:
+    """The subset of `ids` whose arXiv date lies in [start, end] and that carry one of `categories`.
+
+    A category like `cs` matches every `cs.*`; `cs.CL` matches exactly.
+    """
+    out: set[str] = set()
+    for chunk in _chunks(list(ids)):
+        stmt = sa.select(papers.c.arxiv_id, papers.c.categories, papers.c.published_at).where(
+            papers.c.arxiv_id.in_(chunk)
+        )
+        if start is not None:
+            stmt = stmt.where(papers.c.published_at >= datetime.combine(start, time(0), tzinfo=UTC))
+        if end is not None:
+            stmt = stmt.where(
+                papers.c.published_at < datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
+            )
+        for row in conn.execute(stmt):
+            if not categories or any(
+                _category_matches(c, want) for c in row.categories or () for want in categories
+            ):
+                out.add(row.arxiv_id)
+    return out
+
+
+def _category_matches(category: str, wanted: str) -> bool:
+    return category == wanted or ("." not in wanted and category.split(".", 1)[0] == wanted)
