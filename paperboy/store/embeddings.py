@@ -116,3 +116,7 @@ def get_vectors(conn: Connection, model: str, ids: Sequence[str]) -> dict[str, b
         )
         out.update({r.arxiv_id: bytes(r.vector) for r in conn.execute(stmt)})
     return out
+
+
+def delete_model(conn: Connection, model: str) -> None:
+    conn.execute(sa.delete(embeddings).where(embeddings.c.model == model))

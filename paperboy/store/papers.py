@@ -379,12 +379,7 @@ def filter_ids(
         stmt = sa.select(papers.c.arxiv_id, papers.c.categories, papers.c.published_at).where(
             papers.c.arxiv_id.in_(chunk)
         )
-        if start is not None:
-            stmt = stmt.where(papers.c.published_at >= datetime.combine(start, time(0), tzinfo=UTC))
-        if end is not None:
-            stmt = stmt.where(
-                papers.c.published_at < datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
-            )
+        stmt = _in_date_range(stmt, start, end)
         for row in conn.execute(stmt):
             if not categories or any(
                 _category_matches(c, want) for c in row.categories or () for want in categories
@@ -393,5 +388,29 @@ def filter_ids(
     return out
 
 
+def _in_date_range(stmt: sa.Select[Any], start: date | None, end: date | None) -> sa.Select[Any]:
+    """Papers whose arXiv date (first version) falls in [start, end]."""
+    if start is not None:
+        stmt = stmt.where(papers.c.published_at >= datetime.combine(start, time(0), tzinfo=UTC))
+    if end is not None:
+        stmt = stmt.where(
+            papers.c.published_at < datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
+        )
+    return stmt
+
+
 def _category_matches(category: str, wanted: str) -> bool:
     return category == wanted or ("." not in wanted and category.split(".", 1)[0] == wanted)
+
+
+def ids_matching(
+    conn: Connection, start: date | None = None, end: date | None = None, categories: Sequence[str] = ()
+) -> set[str]:
+    """Every paper id in the date range with one of `categories` (the vector search's filter set)."""
+    stmt = sa.select(papers.c.arxiv_id, papers.c.categories)
+    stmt = _in_date_range(stmt, start, end)
+    return {
+        row.arxiv_id
+        for row in conn.execute(stmt)
+        if not categories or any(_category_matches(c, w) for c in row.categories or () for w in categories)
+    }

@@ -1,0 +1,147 @@
+"""Hybrid search: BM25 and HNSW candidates, fused, filtered, paged, and fetched from the store.
+
+The keyword index answers at once for every paper; the vector index answers for the papers whose vectors have
+landed (embedding runs behind ingest, never in its way). Either index may be missing — the searcher uses what
+it has and says which modes answered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy.engine import Connection
+
+from paperboy.errors import InvalidInput, NotFound
+from paperboy.models import StoredPaper, parse_arxiv_id
+from paperboy.search.embed import Embedder
+from paperboy.search.fusion import rrf
+from paperboy.search.keyword import Filters, KeywordIndex
+from paperboy.search.vector import VectorIndex
+from paperboy.store import embeddings as embedding_store
+from paperboy.store import papers as store
+
+MAX_QUERY_CHARS = 1000  # longer queries are cut: a 10 kB paste still gets an answer, in bounded time
+CANDIDATES = 100  # per mode, before fusion
+MAX_PAGE = 50  # pages past this are refused: fused candidates are bounded anyway
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str
+    start: date | None = None
+    end: date | None = None
+    categories: tuple[str, ...] = ()
+    page: int = 0
+    limit: int = 20
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.limit > 100:
+            raise InvalidInput(f"limit {self.limit} is out of range (1-100)")
+        if self.page < 0 or self.page > MAX_PAGE:
+            raise InvalidInput(f"page {self.page} is out of range (0-{MAX_PAGE})")
+        if self.start and self.end and self.start > self.end:
+            raise InvalidInput(f"the date range {self.start}..{self.end} ends before it starts")
+        for c in self.categories:
+            if not re.fullmatch(r"[a-z][a-z\-]*(\.[A-Za-z\-]+)?", c):
+                raise InvalidInput(f"category {c!r} is not an arXiv category such as cs.CL or math")
+
+
+@dataclass(frozen=True)
+class Hit:
+    item: StoredPaper
+    score: float
+    keyword_rank: int | None = None  # 1-based rank in the BM25 list, when it was there
+    vector_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    hits: list[Hit]
+    total: int  # fused candidates that passed the filters (results are bounded by CANDIDATES per mode)
+    modes: tuple[str, ...]  # which indexes answered: "id", "keyword", "vector"
+    terms: tuple[str, ...] = field(default_factory=tuple)  # the query's words, for highlighting
+
+
+def query_terms(text: str) -> tuple[str, ...]:
+    """The words of a query, for highlighting (lower-cased, deduplicated, in order)."""
+    seen: dict[str, None] = {}
+    for w in re.findall(r"\w+", text.lower()):
+        if len(w) > 1 or not w.isascii():
+            seen.setdefault(w, None)
+    return tuple(seen)[:32]
+
+
+class Searcher:
+    def __init__(
+        self,
+        keyword: KeywordIndex | None,
+        vector: VectorIndex | None = None,
+        embedder: Embedder | None = None,
+        candidates: int = CANDIDATES,
+    ) -> None:
+        self.keyword = keyword
+        self.vector = vector
+        self.embedder = embedder
+        self.candidates = candidates
+
+    def search(self, conn: Connection, q: SearchQuery) -> SearchResults:
+        text = q.text.strip()[:MAX_QUERY_CHARS]
+        if not text or not _WORD.search(text):
+            return SearchResults([], 0, ())
+        rankings: list[list[str]] = []
+        modes: list[str] = []
+        keyword_ranks: dict[str, int] = {}
+        vector_ranks: dict[str, int] = {}
+        pinned: list[str] = []
+        parsed = parse_arxiv_id(text)
+        if parsed is not None:
+            pinned = [parsed[0]] if store.get_paper(conn, parsed[0]) is not None else []
+            modes.append("id")
+        else:
+            filters = Filters(q.start, q.end, q.categories)
+            if self.keyword is not None:
+                ids = [i for i, _ in self.keyword.search(text, self.candidates, filters)]
+                keyword_ranks = {i: n for n, i in enumerate(ids, 1)}
+                rankings.append(ids)
+                modes.append("keyword")
+            if self.vector is not None and self.embedder is not None and len(self.vector) > 0:
+                qv = self.embedder.embed_query(text)
+                allowed = self._allowed(conn, q)
+                ids = [i for i, _ in self.vector.search(qv, self.candidates, allowed)]
+                vector_ranks = {i: n for n, i in enumerate(ids, 1)}
+                rankings.append(ids)
+                modes.append("vector")
+        fused = [(i, 1.0) for i in pinned] + [(i, s) for i, s in rrf(rankings) if i not in pinned]
+        if q.start or q.end or q.categories:  # the keyword index filtered already; the pinned id did not
+            keep = store.filter_ids(conn, [i for i, _ in fused], q.start, q.end, q.categories)
+            fused = [(i, s) for i, s in fused if i in keep]
+        window = fused[q.page * q.limit : (q.page + 1) * q.limit]
+        found = store.get_papers(conn, [i for i, _ in window])
+        hits = [Hit(found[i], s, keyword_ranks.get(i), vector_ranks.get(i)) for i, s in window if i in found]
+        return SearchResults(hits, len(fused), tuple(modes), query_terms(text))
+
+    def _allowed(self, conn: Connection, q: SearchQuery) -> Callable[[str], bool] | None:
+        """The vector index's filter: the ids the store says match the date range and categories."""
+        if not (q.start or q.end or q.categories):
+            return None
+        return store.ids_matching(conn, q.start, q.end, q.categories).__contains__
+
+    def similar(self, conn: Connection, arxiv_id: str, k: int = 10) -> list[Hit]:
+        """The papers nearest to `arxiv_id` by vector (empty while its vector has not landed)."""
+        if store.get_paper(conn, arxiv_id) is None:
+            raise NotFound(f"paper {arxiv_id} is not in this hub")
+        if self.vector is None or self.embedder is None:
+            return []
+        stored = embedding_store.get_vectors(conn, self.embedder.model, [arxiv_id]).get(arxiv_id)
+        if stored is None:
+            return []
+        import numpy as np
+
+        qv = np.frombuffer(stored, dtype=np.float32)
+        near = [(i, s) for i, s in self.vector.search(qv, k + 1) if i != arxiv_id][:k]
+        found = store.get_papers(conn, [i for i, _ in near])
+        return [Hit(found[i], s, None, n) for n, (i, s) in enumerate(near, 1) if i in found]

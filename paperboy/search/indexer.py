@@ -1,0 +1,171 @@
+"""Keeping the search indexes current with the database, which stays the source of truth.
+
+- `sync_keyword`: papers changed since the keyword index's `synced_at` go into it (fast: runs right after
+  every ingest, so new papers are findable by keyword at once).
+- `embed_pending`: papers without a current vector are embedded in batches, stored in `embeddings`, and added
+- `embed_pending`: papers without a current vector are embedded in batches, stored in `embeddings`, added to
+- `sync_vector`: vectors stored by another process since the index's `synced_at` are added to it.
+- `open_keyword_index` / `open_vector_index`: load the persisted index, or rebuild it from the database when
+  it is missing, corrupt or built for another model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from paperboy.errors import IndexUnusable
+from paperboy.models import Paper
+from paperboy.search.embed import Embedder, document_text, text_hash
+from paperboy.search.keyword import KeywordDoc, KeywordIndex
+from paperboy.search.vector import VectorIndex
+from paperboy.store import embeddings as embedding_store
+from paperboy.store import papers as store
+
+log = logging.getLogger("paperboy.search")
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int, int | None], None]  # (done so far, total when known)
+
+
+def keyword_doc(p: Paper) -> KeywordDoc:
+    published: date | None = p.published_at.date() if p.published_at else None
+    return KeywordDoc(p.arxiv_id, p.title, p.abstract, p.authors, p.categories, published)
+
+
+def sync_keyword(
+    engine: Engine, index: KeywordIndex, batch: int = 2000, progress: Progress | None = None
+) -> int:
+    """Put every paper changed since the index's `synced_at` into it; returns how many."""
+    done = 0
+    after: tuple[datetime, str] | None = None
+    since = index.synced_at
+    while True:
+        with engine.connect() as conn:
+            rows = store.changed_since(conn, since, batch, after)
+        if not rows:
+            break
+        index.upsert([keyword_doc(p) for p, _ in rows])
+        last_paper, last_changed = rows[-1]
+        after = (last_changed, last_paper.arxiv_id)
+        index.synced_at = last_changed
+        index.commit()
+        done += len(rows)
+        if progress is not None:
+            progress(done, None)
+    return done
+
+
+def embed_pending(
+    engine: Engine,
+    embedder: Embedder,
+    index: VectorIndex,
+    now: Clock,
+    batch: int = 64,
+    limit: int | None = None,
+    save_every: int = 50,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Embed papers whose vector is missing or stale, store the vectors, add them to the index.
+
+    A paper whose text did not change (only its upvotes or stars did) keeps its vector. Returns how many
+    papers were embedded. The index is saved every `save_every` batches and at the end.
+    """
+    with engine.connect() as conn:
+        total = embedding_store.count_pending(conn, embedder.model)
+    if limit is not None:
+        total = min(total, limit)
+    done = 0
+    after = ""
+    batches = 0
+    while done < total and not should_stop():
+        with engine.connect() as conn:
+            todo = embedding_store.pending(conn, embedder.model, min(batch, total - done), after)
+        if not todo:
+            break
+        after = todo[-1].arxiv_id
+        texts = {t.arxiv_id: document_text(t.title, t.abstract) for t in todo}
+        hashes = {i: text_hash(t) for i, t in texts.items()}
+        same = [t.arxiv_id for t in todo if t.stored_hash == hashes[t.arxiv_id]]
+        fresh = [t.arxiv_id for t in todo if t.stored_hash != hashes[t.arxiv_id]]
+        vectors = (
+            embedder.embed_documents([texts[i] for i in fresh]) if fresh else np.zeros((0, embedder.dim))
+        )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        with engine.begin() as conn:
+            at = now()
+            embedding_store.touch(conn, embedder.model, same, at)
+            rows = [(i, vectors[n].astype("<f4").tobytes(), hashes[i]) for n, i in enumerate(fresh)]
+            embedding_store.save(conn, embedder.model, embedder.dim, rows, at)
+        if fresh:
+            index.upsert(fresh, vectors)
+        index.synced_at = at
+        done += len(todo)
+        batches += 1
+        if batches % save_every == 0:
+            index.save()
+        if progress is not None:
+            progress(done, total)
+    if batches:
+        index.save()
+    return done
+
+
+def sync_vector(engine: Engine, index: VectorIndex, model: str) -> int:
+    """Add to the index the vectors that were stored after its `synced_at` (by another process)."""
+    added = 0
+    with engine.connect() as conn:
+        newest = embedding_store.latest(conn, model)
+        if newest is None or (index.synced_at is not None and newest <= index.synced_at):
+            return 0
+        for rows in embedding_store.iter_vectors(conn, model, since=index.synced_at):
+            ids = [i for i, _ in rows]
+            matrix = np.vstack([np.frombuffer(v, dtype="<f4") for _, v in rows])
+            index.upsert(ids, matrix)
+            added += len(ids)
+    index.synced_at = newest
+    index.save()
+    return added
+
+
+def open_keyword_index(path: Path, engine: Engine, progress: Progress | None = None) -> KeywordIndex:
+    """The keyword index at `path`, rebuilt from the database when unusable, and synced."""
+    try:
+        index = KeywordIndex.open(path)
+    except IndexUnusable as exc:
+        log.warning("keyword index unusable (%s): rebuilding from the database", exc)
+        shutil.rmtree(path, ignore_errors=True)
+        index = KeywordIndex.open(path)
+    sync_keyword(engine, index, progress=progress)
+    return index
+
+
+def open_vector_index(path: Path, engine: Engine, model: str, dim: int) -> VectorIndex:
+    """The vector index at `path`, rebuilt from the stored vectors when missing, unusable or stale."""
+    try:
+        index = VectorIndex.load(path, dim, model)
+    except IndexUnusable as exc:
+        log.warning("vector index unusable (%s): rebuilding from the database", exc)
+        with engine.connect() as conn:
+            capacity = max(10_000, embedding_store.count(conn, model))
+        index = VectorIndex.create(path, dim, model, capacity)
+    sync_vector(engine, index, model)
+    return index
+
+
+def rebuild_keyword(path: Path, engine: Engine, progress: Progress | None = None) -> KeywordIndex:
+    shutil.rmtree(path, ignore_errors=True)
+    return open_keyword_index(path, engine, progress)
+
+
+def forget_vectors(engine: Engine, model: str) -> None:
+    """Drop the stored vectors of `model` so that every paper is embedded again (`paperboy index rebuild`)."""
+    with engine.begin() as conn:
+        embedding_store.delete_model(conn, model)
