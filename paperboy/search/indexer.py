@@ -2,8 +2,9 @@
 
 - `sync_keyword`: papers changed since the keyword index's `synced_at` go into it (fast: runs right after
   every ingest, so new papers are findable by keyword at once).
-- `embed_pending`: papers without a current vector are embedded in batches, stored in `embeddings`, and added
-- `embed_pending`: papers without a current vector are embedded in batches, stored in `embeddings`, added to
+- `embed_pending`: papers without a current vector are embedded in batches, stored in `embeddings` and added
+  to the vector index (slow: runs behind ingest, in `paperboy serve`'s indexer thread or `paperboy index
+  update`).
 - `sync_vector`: vectors stored by another process since the index's `synced_at` are added to it.
 - `open_keyword_index` / `open_vector_index`: load the persisted index, or rebuild it from the database when
   it is missing, corrupt or built for another model.
