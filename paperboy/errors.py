@@ -22,7 +22,7 @@ class UpstreamRateLimited(SourceError):
 
 
 class IndexUnusable(PaperboyError):
-    """A search index file is missing, corrupt, truncated or built for another model: rebuild it from the DB."""
+    """A search index is missing, corrupt, truncated or built for another model: rebuild it from the DB."""
 
 
 class EmbeddingUnavailable(PaperboyError):
