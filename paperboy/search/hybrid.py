@@ -7,72 +7,27 @@ it has and says which modes answered.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy.engine import Connection
 
-from paperboy.errors import InvalidInput, NotFound
-from paperboy.models import StoredPaper, parse_arxiv_id
+from paperboy.errors import NotFound
+from paperboy.models import parse_arxiv_id
 from paperboy.search.embed import Embedder
 from paperboy.search.fusion import rrf
 from paperboy.search.keyword import Filters, KeywordIndex
+from paperboy.search.query import (
+    CANDIDATES,
+    MAX_QUERY_CHARS,
+    Hit,
+    SearchQuery,
+    SearchResults,
+    has_words,
+    query_terms,
+)
 from paperboy.search.vector import VectorIndex
 from paperboy.store import embeddings as embedding_store
 from paperboy.store import papers as store
-
-MAX_QUERY_CHARS = 1000  # longer queries are cut: a 10 kB paste still gets an answer, in bounded time
-CANDIDATES = 100  # per mode, before fusion
-MAX_PAGE = 50  # pages past this are refused: fused candidates are bounded anyway
-_WORD = re.compile(r"\w", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    text: str
-    start: date | None = None
-    end: date | None = None
-    categories: tuple[str, ...] = ()
-    page: int = 0
-    limit: int = 20
-
-    def __post_init__(self) -> None:
-        if self.limit < 1 or self.limit > 100:
-            raise InvalidInput(f"limit {self.limit} is out of range (1-100)")
-        if self.page < 0 or self.page > MAX_PAGE:
-            raise InvalidInput(f"page {self.page} is out of range (0-{MAX_PAGE})")
-        if self.start and self.end and self.start > self.end:
-            raise InvalidInput(f"the date range {self.start}..{self.end} ends before it starts")
-        for c in self.categories:
-            if not re.fullmatch(r"[a-z][a-z\-]*(\.[A-Za-z\-]+)?", c):
-                raise InvalidInput(f"category {c!r} is not an arXiv category such as cs.CL or math")
-
-
-@dataclass(frozen=True)
-class Hit:
-    item: StoredPaper
-    score: float
-    keyword_rank: int | None = None  # 1-based rank in the BM25 list, when it was there
-    vector_rank: int | None = None
-
-
-@dataclass(frozen=True)
-class SearchResults:
-    hits: list[Hit]
-    total: int  # fused candidates that passed the filters (results are bounded by CANDIDATES per mode)
-    modes: tuple[str, ...]  # which indexes answered: "id", "keyword", "vector"
-    terms: tuple[str, ...] = field(default_factory=tuple)  # the query's words, for highlighting
-
-
-def query_terms(text: str) -> tuple[str, ...]:
-    """The words of a query, for highlighting (lower-cased, deduplicated, in order)."""
-    seen: dict[str, None] = {}
-    for w in re.findall(r"\w+", text.lower()):
-        if len(w) > 1 or not w.isascii():
-            seen.setdefault(w, None)
-    return tuple(seen)[:32]
 
 
 class Searcher:
@@ -90,7 +45,7 @@ class Searcher:
 
     def search(self, conn: Connection, q: SearchQuery) -> SearchResults:
         text = q.text.strip()[:MAX_QUERY_CHARS]
-        if not text or not _WORD.search(text):
+        if not text or not has_words(text):
             return SearchResults([], 0, ())
         rankings: list[list[str]] = []
         modes: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.engine import Connection
 
@@ -13,7 +13,19 @@ from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import Period, day_period
 from paperboy.ranking import Signals, rank_trending
+from paperboy.search.query import (
+    CANDIDATES,
+    MAX_QUERY_CHARS,
+    Hit,
+    SearchQuery,
+    SearchResults,
+    has_words,
+    query_terms,
+)
 from paperboy.store import papers as store
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 Sort = Literal["upvotes", "publishedAt", "trending"]
 SORTS: tuple[str, ...] = ("upvotes", "publishedAt", "trending")
@@ -136,14 +148,35 @@ def paper(conn: Connection, arxiv_id: str) -> StoredPaper:
     return found
 
 
-def search_results(conn: Connection, q: str, limit: int) -> list[StoredPaper]:
-    """Papers for a search box: an arXiv id or abs/pdf URL brings that paper first, then keyword matches."""
-    parsed = parse_arxiv_id(q)
+def search(conn: Connection, searcher: Searcher | None, q: SearchQuery) -> SearchResults:
+    """Search results for the search page, its feed, the API and the CLI.
+
+    With a Searcher (what `paperboy serve` builds): hybrid BM25 + vector search. Without one (an app built
+    over a bare database, e.g. in tests): an arXiv id first, then the store's plain keyword scan.
+    """
+    if searcher is not None:
+        return searcher.search(conn, q)
+    text = q.text.strip()[:MAX_QUERY_CHARS]
+    if not has_words(text):
+        return SearchResults([], 0, ())
+    parsed = parse_arxiv_id(text)
     exact = store.get_paper(conn, parsed[0]) if parsed is not None else None
-    if exact is None:
-        return store.keyword_search(conn, q, limit)
-    hits = [i for i in store.keyword_search(conn, q, limit) if i.paper.arxiv_id != exact.paper.arxiv_id]
-    return [exact, *hits][:limit]
+    found = store.keyword_search(conn, text, CANDIDATES)
+    items = [exact] if exact is not None else []
+    items += [i for i in found if exact is None or i.paper.arxiv_id != exact.paper.arxiv_id]
+    if q.start or q.end or q.categories:
+        keep = store.filter_ids(conn, [i.paper.arxiv_id for i in items], q.start, q.end, q.categories)
+        items = [i for i in items if i.paper.arxiv_id in keep]
+    window = items[q.page * q.limit : (q.page + 1) * q.limit]
+    hits = [Hit(i, 1.0 / (n + 1)) for n, i in enumerate(window, q.page * q.limit)]
+    return SearchResults(hits, len(items), ("id", "keyword") if exact else ("keyword",), query_terms(text))
+
+
+def search_results(
+    conn: Connection, q: str, limit: int, searcher: Searcher | None = None
+) -> list[StoredPaper]:
+    """The first `limit` papers for a search box (an arXiv id or abs/pdf URL brings that paper first)."""
+    return [h.item for h in search(conn, searcher, SearchQuery(q, limit=limit)).hits]
 
 
 def papers_page(conn: Connection, cursor: str | None, limit: int) -> tuple[list[StoredPaper], str | None]:

@@ -31,7 +31,7 @@ from paperboy.web.deps import Site
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
 PAGE_SIZE = 50  # cards per page; a day rarely has more, a week or month often does
-SEARCH_LIMIT = 200  # keyword results fetched for one query (paged like the lists)
+SEARCH_LIMIT = 100  # results fetched for one query (paged like the lists)
 
 SORT_LABELS = {"upvotes": "Top", "trending": "Trending", "publishedAt": "Newest"}
 
