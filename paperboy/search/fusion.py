@@ -1,0 +1,91 @@
+"""Fusing ranked lists from several retrievers (BM25, vectors) into one: pure functions.
+
+`rrf` is what search uses (docs/search.md, `## Relevance`, has the measurements behind that choice);
+`score_fusion` is the score-normalising alternative that `bench/relevance.py` measures against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+
+def _check_weights(n: int, weights: Sequence[float] | None) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != n:
+        raise ValueError(f"{len(weights)} weights for {n} lists")
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ValueError(f"weights must be finite and not negative: {list(weights)}")
+    return [float(w) for w in weights]
+
+
+def rrf(
+    rankings: list[list[str]], k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): best first.
+
+    score(d) = Σ_i weights[i] / (k + rank_i(d)), rank 1-based, summed over the lists that contain d. An id
+    repeated within one list counts at its best rank. Ties go to the id with the better best rank, then to
+    the smaller id, so the result does not depend on dict order.
+    """
+    if k < 0:
+        raise ValueError(f"k must not be negative: {k}")
+    ws = _check_weights(len(rankings), weights)
+    scores: dict[str, float] = {}
+    best: dict[str, int] = {}
+    for ranking, w in zip(rankings, ws, strict=True):
+        seen: set[str] = set()
+        for rank, doc in enumerate(ranking, 1):
+            if doc in seen:
+                continue
+            seen.add(doc)
+            scores[doc] = scores.get(doc, 0.0) + w / (k + rank)
+            best[doc] = min(best.get(doc, rank), rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+def score_fusion(
+    results: list[list[tuple[str, float]]],
+    weights: Sequence[float] | None = None,
+    method: Literal["minmax", "zscore"] = "minmax",
+) -> list[tuple[str, float]]:
+    """Weighted sum of per-list normalised scores (min-max to [0, 1], or z-scores): best first.
+
+    A document missing from a list gets that list's lowest normalised score (0 for min-max). A list whose
+    scores are all equal normalises to 1 (min-max) or 0 (z-score) for every document in it.
+    """
+    ws = _check_weights(len(results), weights)
+    normalised: list[dict[str, float]] = []
+    floors: list[float] = []
+    for result in results:
+        firsts: dict[str, float] = {}
+        for doc, s in result:
+            firsts.setdefault(doc, s)
+        values = list(firsts.values())
+        if not values:
+            normalised.append({})
+            floors.append(0.0)
+            continue
+        if method == "minmax":
+            lo, hi = min(values), max(values)
+            span = hi - lo
+            norm = {d: (s - lo) / span if span > 0 else 1.0 for d, s in firsts.items()}
+            floors.append(0.0)
+        elif method == "zscore":
+            mean = sum(values) / len(values)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+            norm = {d: (s - mean) / sd if sd > 0 else 0.0 for d, s in firsts.items()}
+            floors.append(min(norm.values()))
+        else:
+            raise ValueError(f"unknown normalisation {method!r}")
+        normalised.append(norm)
+    docs: dict[str, None] = {}
+    for norm in normalised:
+        docs.update(dict.fromkeys(norm))
+    fused = {
+        d: sum(w * norm.get(d, floor) for norm, floor, w in zip(normalised, floors, ws, strict=True))
+        for d in docs
+    }
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))

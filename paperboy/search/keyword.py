@@ -1,0 +1,362 @@
+"""BM25 keyword search over title, abstract and authors: a tantivy index kept beside the database.
+
+Why tantivy: measured here on the 74,728 real abstracts it answers OR-queries in well under a millisecond,
+updates one paper in place (no rebuild) and ranks as well as bm25s and SQLite FTS5 (docs/search.md,
+`## Keyword search`, and `bench/keyword_engines.py`).
+
+The database stays the source of truth: the index can be deleted at any time and rebuilt with `upsert`.
+`synced_at` (the `papers.changed_at` up to which the index is current) lives in a small JSON sidecar inside
+the index folder, written by `commit()` after the documents are committed, so a crash leaves it behind the
+documents (re-syncing is idempotent), never ahead of them.
+
+User text never reaches tantivy's query parser: `search` tokenizes it with the index's own analyzers and
+builds the query from term and phrase queries, so `"`, `*`, `NEAR`, `:`, `(`, `-`, `AND` / `OR` are plain
+text. The query is cut to `MAX_QUERY_CHARS` characters and `MAX_TERMS` distinct terms.
+
+Tokenizing: words are runs of letters, digits and marks (NFC-normalised, lower-cased, folded to ASCII where
+possible, English-stemmed; tokens over 40 bytes are dropped). Han, Hiragana and Katakana have no spaces
+between words, so each of those characters is a token of its own and a run of them in a query is searched
+as a phrase (plus its characters, for partial matches). Hangul is split on spaces like Latin text. Thai,
+Lao, Khmer and Burmese text, which is written without spaces too, is one token per run: such words are
+found only whole.
+
+Filters: `start` / `end` are inclusive dates on `published` (papers without a date never pass a date
+filter); `categories` is any-of, case-sensitive as arXiv writes them, and a category without a dot names
+an archive: `cs` matches every `cs.*`, `cs.CL` only itself (the same rule as `store.papers.filter_ids`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from paperboy.errors import IndexUnusable, PaperboyError
+
+SCHEMA_VERSION = 1
+SIDECAR = "paperboy-keyword.json"
+MAX_QUERY_CHARS = 2000  # of user text looked at (a 10 kB paste is cut, not refused)
+MAX_TERMS = 64  # distinct terms per query
+MAX_K = 1000  # results per search
+TITLE_BOOST = 2.0
+AUTHOR_BOOST = 1.0
+AUTHOR_PHRASE_BOOST = 4.0  # "Yann LeCun": the name as written, in one author entry, ranks first
+CJK_PHRASE_BOOST = 2.0
+WRITER_HEAP_BYTES = 64_000_000
+
+_TEXT = "pb_text"
+_NAME = "pb_name"
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_TOKEN_PATTERN = rf"[{_CJK}]|[\p{{L}}\p{{N}}\p{{M}}--{_CJK}]+"
+
+
+def _analyzer(stem: bool) -> tantivy.TextAnalyzer:
+    builder = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_TOKEN_PATTERN))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.remove_long(40))
+    )
+    if stem:
+        builder = builder.filter(tantivy.Filter.stemmer("english"))
+    return builder.build()
+
+
+def _schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("arxiv_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("title", tokenizer_name=_TEXT, index_option="position")
+    sb.add_text_field("abstract", tokenizer_name=_TEXT, index_option="position")
+    sb.add_text_field("authors", tokenizer_name=_NAME, index_option="position")
+    sb.add_text_field("categories", tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("published", indexed=True, fast=True)  # date.toordinal()
+    return sb.build()
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _is_cjk(token: str) -> bool:
+    if len(token) != 1:
+        return False
+    name = unicodedata.name(token, "")
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA"))
+
+
+def _category_terms(categories: Sequence[str]) -> set[str]:
+    """`cs.CL` is indexed as `cs.CL` and `cs`, so that a filter on the archive finds it."""
+    out: set[str] = set()
+    for c in categories:
+        c = c.strip()
+        if c:
+            out.add(c)
+            out.add(c.split(".", 1)[0])
+    return out
+
+
+@dataclass(frozen=True)
+class KeywordDoc:
+    arxiv_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    published: date | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Inclusive date range on `published`; any-of categories (`cs` matches every `cs.*`)."""
+
+    start: date | None = None
+    end: date | None = None
+    categories: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.start is not None or self.end is not None or bool(self.categories)
+
+
+class KeywordIndex:
+    """A BM25 index of papers. Searches may run in any number of threads while one thread writes.
+
+    Writes (`upsert`, `delete`) become visible to searches at `commit()`. Only one process may write to an
+    index at a time (tantivy's lock file); any number may read it.
+    """
+
+    def __init__(self, path: Path, index: tantivy.Index, synced_at: datetime | None) -> None:
+        self.path = path
+        self.synced_at = synced_at
+        self._index = index
+        self._schema = index.schema
+        self._text = _analyzer(stem=True)
+        self._name = _analyzer(stem=False)
+        self._writer: tantivy.IndexWriter | None = None
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> KeywordIndex:
+        """The index in folder `path`, created empty when the folder is missing or empty.
+
+        Raises IndexUnusable when the folder holds something else, a damaged index or one of another
+        schema version: the caller deletes the folder and rebuilds from the database.
+        """
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            present = {p.name for p in path.iterdir()}
+        except OSError as exc:
+            raise IndexUnusable(f"keyword index folder {path} cannot be used: {exc}") from exc
+        if not present:
+            index = tantivy.Index(_schema(), str(path), reuse=False)
+            _register(index)
+            _write_sidecar(path, None)
+            return cls(path, index, None)
+        if "meta.json" not in present or SIDECAR not in present:
+            raise IndexUnusable(f"{path} is not a complete paperboy keyword index")
+        synced_at = _read_sidecar(path)
+        try:
+            index = tantivy.Index.open(str(path))
+            _register(index)
+            searcher = index.searcher()
+            for field in ("arxiv_id", "title", "abstract", "authors", "categories", "published"):
+                searcher.doc_freq(field, "0" if field != "published" else 0)
+            hits = searcher.search(tantivy.Query.all_query(), 1).hits
+            if hits:
+                searcher.doc(hits[0][1])
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise IndexUnusable(f"keyword index at {path} is damaged: {exc}") from exc
+        return cls(path, index, synced_at)
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[KeywordDoc]) -> None:
+        """Add papers, replacing any already indexed under the same arXiv id (visible after `commit`)."""
+        with self._write_lock:
+            writer = self._writer_locked()
+            for d in docs:
+                writer.delete_documents_by_term("arxiv_id", d.arxiv_id)
+                writer.add_document(self._document(d))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        with self._write_lock:
+            writer = self._writer_locked()
+            for i in ids:
+                writer.delete_documents_by_term("arxiv_id", i)
+
+    def commit(self) -> None:
+        """Make the writes so far durable and searchable, then record `synced_at`."""
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.commit()
+                self._index.reload()
+            _write_sidecar(self.path, self.synced_at)
+
+    def close(self) -> None:
+        """Drop uncommitted writes and release the writer lock (searching still works)."""
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.rollback()
+                self._writer = None
+
+    def _writer_locked(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
+            except ValueError as exc:  # LockBusy: another process writes to this index
+                raise PaperboyError(f"keyword index at {self.path} cannot be written: {exc}") from exc
+        return self._writer
+
+    def _document(self, d: KeywordDoc) -> tantivy.Document:
+        doc = tantivy.Document()
+        doc.add_text("arxiv_id", d.arxiv_id)
+        doc.add_text("title", _norm(d.title))
+        doc.add_text("abstract", _norm(d.abstract))
+        for a in d.authors:
+            doc.add_text("authors", _norm(a))
+        for c in sorted(_category_terms(d.categories)):
+            doc.add_text("categories", c)
+        if d.published is not None:
+            doc.add_integer("published", d.published.toordinal())
+        return doc
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self._index.searcher().num_docs)
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Up to `k` (arxiv_id, BM25 score) pairs, best first; [] when the query has no searchable word."""
+        k = min(k, MAX_K)
+        if k <= 0:
+            return []
+        text_query = self._text_query(query)
+        if text_query is None:
+            return []
+        if filters is not None and filters.active:
+            filter_query = self._filter_query(filters)
+            if filter_query is None:
+                return []
+            text_query = tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Must, text_query),
+                    (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_query, 0.0)),
+                ]
+            )
+        searcher = self._index.searcher()
+        hits = searcher.search(text_query, k, count=False).hits
+        return [(str(searcher.doc(addr)["arxiv_id"][0]), float(score)) for score, addr in hits]
+
+    def _text_query(self, query: str) -> tantivy.Query | None:
+        text = _norm(query[:MAX_QUERY_CHARS])
+        terms = self._text.analyze(text)
+        names = _distinct(self._name.analyze(text))[:MAX_TERMS]
+        if not terms:
+            return None
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        should = tantivy.Occur.Should
+        for term in _distinct(terms)[:MAX_TERMS]:
+            clauses.append((should, self._boosted("title", term, TITLE_BOOST)))
+            clauses.append((should, self._term("abstract", term)))
+        for name in names:
+            clauses.append((should, self._boosted("authors", name, AUTHOR_BOOST)))
+        words = [n for n in names if not _is_cjk(n)]
+        if 2 <= len(words) <= 6:  # could be a person's name: the words together in one author entry
+            phrase = tantivy.Query.phrase_query(self._schema, "authors", _words(words), slop=1)
+            clauses.append((should, tantivy.Query.boost_query(phrase, AUTHOR_PHRASE_BOOST)))
+        for run in _cjk_runs(terms)[:MAX_TERMS]:
+            for field in ("title", "abstract"):
+                phrase = tantivy.Query.phrase_query(self._schema, field, _words(run))
+                clauses.append((should, tantivy.Query.boost_query(phrase, CJK_PHRASE_BOOST)))
+        return tantivy.Query.boolean_query(clauses)
+
+    def _term(self, field: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(self._schema, field, value)
+
+    def _boosted(self, field: str, value: str, boost: float) -> tantivy.Query:
+        q = self._term(field, value)
+        return q if boost == 1.0 else tantivy.Query.boost_query(q, boost)
+
+    def _filter_query(self, filters: Filters) -> tantivy.Query | None:
+        parts: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        if filters.start is not None or filters.end is not None:
+            lo = filters.start.toordinal() if filters.start else None
+            hi = filters.end.toordinal() if filters.end else None
+            if lo is not None and hi is not None and lo > hi:
+                return None
+            parts.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.range_query(self._schema, "published", tantivy.FieldType.Integer, lo, hi),
+                )
+            )
+        if filters.categories:
+            wanted = [c.strip() for c in filters.categories if c.strip()]
+            if not wanted:
+                return None
+            parts.append(
+                (tantivy.Occur.Must, tantivy.Query.term_set_query(self._schema, "categories", wanted))
+            )
+        return tantivy.Query.boolean_query(parts)
+
+
+def _words(tokens: list[str]) -> list[str | tuple[int, str]]:
+    return list(tokens)
+
+
+def _distinct(tokens: list[str]) -> list[str]:
+    return list(dict.fromkeys(tokens))
+
+
+def _cjk_runs(tokens: list[str]) -> list[list[str]]:
+    """Runs of two or more consecutive Han / Kana tokens (searched as phrases), at most 32 characters each."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for t in [*tokens, ""]:
+        if _is_cjk(t):
+            current.append(t)
+            continue
+        if len(current) >= 2:
+            runs.append(current[:32])
+        current = []
+    return runs
+
+
+def _register(index: tantivy.Index) -> None:
+    index.register_tokenizer(_TEXT, _analyzer(stem=True))
+    index.register_tokenizer(_NAME, _analyzer(stem=False))
+
+
+def _read_sidecar(path: Path) -> datetime | None:
+    try:
+        data: Any = json.loads((path / SIDECAR).read_text(encoding="utf-8"))
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise IndexUnusable(
+                f"keyword index at {path} has schema version {data.get('schema_version')!r}, "
+                f"this paperboy uses {SCHEMA_VERSION}"
+            )
+        raw = data.get("synced_at")
+        return None if raw is None else datetime.fromisoformat(raw)
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise IndexUnusable(f"keyword index at {path} has an unreadable {SIDECAR}: {exc}") from exc
+
+
+def _write_sidecar(path: Path, synced_at: datetime | None) -> None:
+    if synced_at is not None and synced_at.tzinfo is None:
+        raise ValueError("synced_at must be timezone-aware (UTC)")
+    data = {"schema_version": SCHEMA_VERSION, "synced_at": synced_at.isoformat() if synced_at else None}
+    tmp = path / (SIDECAR + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path / SIDECAR)
