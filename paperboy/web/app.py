@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,9 @@ from paperboy.errors import InvalidInput, NotFound, PaperboyError
 from paperboy.templating import make_environment
 from paperboy.web import api, feeds, pages
 from paperboy.web.deps import Site
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SWAGGER_UI = "swagger-ui-5.35.0"
@@ -45,8 +49,13 @@ def create_app(
     *,
     site: Site | None = None,
     clock: Callable[[], datetime] = _utcnow,
+    searcher: Searcher | None = None,
 ) -> FastAPI:
-    """The app over `engine` (already migrated). `clock` is the one source of "now" for every request."""
+    """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
+
+    `searcher` (hybrid BM25 + vector search over persisted indexes) is built by `paperboy serve`; without
+    one, search falls back to a plain keyword scan of the database and "Similar papers" stays empty.
+    """
     app = FastAPI(
         title="paperboy",
         version=__version__,
@@ -62,6 +71,7 @@ def create_app(
     app.state.clock = clock
     app.state.site = site or Site(name="paperboy", public_url="http://localhost:8000", trending_days=7)
     app.state.templates = make_environment()
+    app.state.searcher = searcher
 
     def error_response(request: Request, status: int, message: str) -> Response:
         if _wants_json(request):

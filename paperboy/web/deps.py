@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from jinja2 import Environment
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,8 @@ def site(request: Request) -> Site:
 
 def templates(request: Request) -> Environment:
     return request.app.state.templates
+
+
+def searcher(request: Request) -> Searcher | None:
+    """The hybrid searcher, when the app was built with one (see create_app)."""
+    return request.app.state.searcher
