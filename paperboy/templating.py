@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -112,6 +114,138 @@ def xml_text(value: str | None) -> str:
     return _XML_ILLEGAL.sub("", value or "")
 
 
+# --- search highlighting -----------------------------------------------------------------------------------
+
+# What KaTeX typesets in the browser ($…$, $$…$$, \(…\), \[…\]): never marked up nor cut, so it still renders.
+_MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^$\n]+?\$", re.DOTALL)
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s")  # "quantization" marks "quantized" too
+_MAX_MARK_TERMS = 32
+_LEAD = 60  # characters of context kept before the first match when the snippet does not start the abstract
+_NEAR_START = 120  # a first match this near the start: the snippet starts the abstract (cards show ~3 lines)
+
+
+def _stem(term: str) -> str:
+    for suffix in _SUFFIXES:
+        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
+            return term[: -len(suffix)]
+    return term
+
+
+def _terms_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for the query's words: a word starting with the term (or its stem).
+
+    Words of scripts written with spaces must start at a word boundary; Han, kana and other unspaced
+    characters match anywhere (a Chinese query word is a run of characters inside a longer run).
+    """
+    parts = []
+    for term in sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)[:_MAX_MARK_TERMS]:
+        stem = re.escape(_stem(term.lower()))
+        boundary = r"(?<!\w)" if term[0].isascii() or term[0].lower() != term[0].upper() else ""
+        parts.append(f"{boundary}{stem}\\w*" if boundary else stem)
+    if not parts:
+        return None
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def _math_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _MATH.finditer(text)]
+
+
+def _inside(pos: int, spans: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    for start, end in spans:
+        if start < pos < end:
+            return start, end
+    return None
+
+
+def _marked(text: str, pattern: re.Pattern[str] | None) -> Markup:
+    """`text` escaped piece by piece, with the matches (outside formulas) wrapped in <mark>.
+
+    Every character of `text` goes through `escape`: matching happens on the plain text and only our own
+    <mark> tags are markup, so upstream text can never inject HTML (and `&amp;` is never split by a match).
+    """
+    if pattern is None:
+        return escape(text)
+    spans = _math_spans(text)
+    out: list[str] = []
+    at = 0
+    for m in pattern.finditer(text):
+        if any(s <= m.start() < e for s, e in spans):
+            continue
+        out.append(escape(text[at : m.start()]))
+        out.append(Markup("<mark>%s</mark>") % text[m.start() : m.end()])
+        at = m.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
+
+
+def highlight(text: str | None, terms: Sequence[str] = ()) -> Markup:
+    """The whole of `text`, escaped, with the query's words in <mark> (titles, author names)."""
+    return _marked(" ".join((text or "").split()), _terms_pattern(terms))
+
+
+def search_snippet(text: str | None, terms: Sequence[str] = (), length: int = 320) -> Markup:
+    """About `length` characters of an abstract around the query's first match, escaped, matches in <mark>.
+
+    When the first match is near the start, the snippet is the abstract's beginning (as `snippet` cuts it);
+    further in, it starts a little before the match, at a word boundary, with a leading "…" (cards show about
+    three lines: the match must be in them). Formulas are never cut in half or marked up. Without a match,
+    the beginning of the abstract.
+    """
+    if not text:
+        return Markup("")
+    text = " ".join(text.split())
+    pattern = _terms_pattern(terms)
+    spans = _math_spans(text)
+    match = None
+    if pattern is not None:
+        match = next((m for m in pattern.finditer(text) if not _inside(m.start(), spans)), None)
+    start, must_show = 0, 0
+    if match is not None:
+        must_show = match.end()
+        if match.start() > min(_NEAR_START, length // 3):
+            start = max(0, match.start() - _LEAD)
+            space = text.find(" ", start, match.start())
+            start = space + 1 if space != -1 else start
+            span = _inside(start, spans)
+            if span is not None:  # skip a formula the cut would halve
+                start = span[1] if span[1] <= match.start() else span[0]
+            while text[start] == " ":
+                start += 1
+    end = max(start + length, must_show)
+    if end < len(text):
+        span = _inside(end, spans)
+        if span is not None:
+            end = span[0] if span[0] > start else span[1]
+        cut = text.rfind(" ", start, end + 1)
+        end = cut if cut > start else end
+    piece = text[start:end].rstrip(",;: ") if end < len(text) else text[start:]
+    body = _marked(piece, pattern)
+    return Markup("").join(["…" if start > 0 else "", body, "…" if end < len(text) else ""])
+
+
+def short_authors(authors: Sequence[str], terms: Sequence[str] = (), shown: int = 3) -> Markup:
+    """The first `shown` authors, escaped, the query's words marked; an author further down the list whose
+    name matches is added after "…" (a search by name shows that name); "et al." when more remain."""
+    pattern = _terms_pattern(terms)
+    names = list(authors)
+    picked = list(range(min(shown, len(names))))
+    if pattern is not None and not any(pattern.search(names[i]) for i in picked):
+        extra = next((i for i in range(shown, len(names)) if pattern.search(names[i])), None)
+        if extra is not None:
+            picked.append(extra)
+    parts: list[Markup] = []
+    for n, i in enumerate(picked):
+        if n and i != picked[n - 1] + 1:
+            parts.append(Markup(", …, "))
+        elif n:
+            parts.append(Markup(", "))
+        parts.append(_marked(names[i], pattern))
+    if picked and picked[-1] < len(names) - 1:
+        parts.append(Markup(" et al."))
+    return Markup("").join(parts)
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -131,5 +265,8 @@ def make_environment() -> Environment:
         compact_number=compact_number,
         rfc3339=rfc3339,
         xml_text=xml_text,
+        highlight=highlight,
+        search_snippet=search_snippet,
+        short_authors=short_authors,
     )
     return env
