@@ -15,6 +15,7 @@ from paperboy.periods import Period, day_period
 from paperboy.ranking import Signals, rank_trending
 from paperboy.search.query import (
     CANDIDATES,
+    MAX_PAGE,
     MAX_QUERY_CHARS,
     Hit,
     SearchQuery,
@@ -182,3 +183,89 @@ def search_results(
 def papers_page(conn: Connection, cursor: str | None, limit: int) -> tuple[list[StoredPaper], str | None]:
     """Every paper of the hub, newest arXiv date first, a keyset page at a time (InvalidInput: bad cursor)."""
     return store.page_papers(conn, cursor, limit)
+
+
+# --- search parameters, shared by the search page, its feed, the API and the CLI ---------------------------
+
+MAX_CATEGORIES = 20  # category filters per search (any-of)
+MODE_LABELS = {"id": "arXiv id", "keyword": "keyword", "vector": "meaning"}
+
+
+def parse_search_date(field_name: str, value: str | None) -> date | None:
+    """A `from` / `to` filter: YYYY-MM-DD (an arXiv date), None when empty; InvalidInput names the field."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) != 10 or text[4] != "-" or text[7] != "-":  # fromisoformat takes 20250301, 2025-W09-1
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{field_name}: {text[:40]!r} is not a date in YYYY-MM-DD form") from None
+
+
+def parse_categories(values: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Category filters, repeated (`category=cs.CL&category=cs.LG`) or comma-separated, deduplicated."""
+    found: dict[str, None] = {}
+    for value in values or ():
+        for part in value.split(","):
+            if part.strip():
+                found.setdefault(part.strip(), None)
+    if len(found) > MAX_CATEGORIES:
+        raise InvalidInput(f"category: at most {MAX_CATEGORIES} categories per search (got {len(found)})")
+    for c in found:
+        if len(c) > 40:
+            raise InvalidInput(f"category {c[:40]!r}… is not an arXiv category such as cs.CL or math")
+    return tuple(found)
+
+
+def search_query(
+    text: str,
+    *,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    categories: list[str] | tuple[str, ...] | None = None,
+    page: int = 0,
+    limit: int = 20,
+) -> SearchQuery:
+    """A SearchQuery from outside input: the text trimmed and cut to MAX_QUERY_CHARS, dates and categories
+    checked. Bad input is InvalidInput naming the field (`from`, `to`, `category`, `p`, `limit`)."""
+    first = start if isinstance(start, date) or start is None else parse_search_date("from", start)
+    last = end if isinstance(end, date) or end is None else parse_search_date("to", end)
+    if first and last and first > last:
+        raise InvalidInput(f"from {first} is after to {last}: the date range is empty")
+    if page < 0 or page > MAX_PAGE:
+        raise InvalidInput(f"p: page {page} is out of range (0-{MAX_PAGE})")
+    if limit < 1 or limit > 100:
+        raise InvalidInput(f"limit: {limit} is out of range (1-100)")
+    return SearchQuery(
+        text.strip()[:MAX_QUERY_CHARS],
+        first,
+        last,
+        parse_categories(categories),
+        page=page,
+        limit=limit,
+    )
+
+
+def modes_label(modes: tuple[str, ...]) -> str:
+    """`keyword + meaning`: which indexes answered a search, in words."""
+    return " + ".join(MODE_LABELS.get(m, m) for m in modes)
+
+
+def meaning_state(searcher: Searcher | None) -> Literal["off", "indexing", "on"]:
+    """Search by meaning: "off" (no searcher or no model), "indexing" (no vector has landed yet), or "on"."""
+    if searcher is None or searcher.vector is None or searcher.embedder is None:
+        return "off"
+    return "on" if len(searcher.vector) > 0 else "indexing"
+
+
+def similar(conn: Connection, searcher: Searcher | None, arxiv_id: str, k: int) -> list[Hit]:
+    """The papers nearest to `arxiv_id` by meaning, nearest first (NotFound for a paper not in the hub).
+
+    Empty without a searcher (or a model), and while the paper's vector has not been computed.
+    """
+    if searcher is None:
+        paper(conn, arxiv_id)
+        return []
+    return searcher.similar(conn, arxiv_id, k)
