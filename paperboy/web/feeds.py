@@ -7,9 +7,10 @@ Entries are the page's first FEED_LIMIT cards, in the page's order; links are ab
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
@@ -18,7 +19,10 @@ from paperboy.models import StoredPaper
 from paperboy.periods import Period, day_period, parse_day, parse_month, parse_week
 from paperboy.web import deps, listings
 from paperboy.web.deps import Site
-from paperboy.web.pages import paper_path, period_path, period_title
+from paperboy.web.pages import paper_path, period_path, period_title, search_params
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,24 +91,39 @@ def _period_feed(
 def latest_feed(
     q: str = "",
     sort: str = "",
+    from_: str = Query("", alias="from"),
+    to: str = "",
+    category: list[str] = Query([]),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
+    searcher: Searcher | None = Depends(deps.searcher),
 ) -> Response:
-    """The newest day with papers (what `/papers` shows); with `q`, the results of that search."""
-    q = q.strip()
-    if q:
-        items = listings.search_results(conn, q, FEED_LIMIT)
+    """The newest day with papers (what `/papers` shows); with `q`, that search's results, best first, with
+    the search page's filters (`from`, `to`, `category`): a saved search to follow in a feed reader."""
+    if q.strip():
+        query = listings.search_query(q, start=from_, end=to, categories=category, limit=FEED_LIMIT)
+        results = listings.search(conn, searcher, query)
+        params = search_params(query)
+        filters = ", ".join(
+            f"{label} {value}"
+            for label, value in (
+                ("from", params.get("from")),
+                ("to", params.get("to")),
+                ("in", ", ".join(query.categories)),
+            )
+            if value
+        )
         return _feed(
             templates,
             site=site,
             now=now,
-            listing=listings.Listing("search", None, items, "upvotes"),
-            page_path="/papers?" + urlencode({"q": q}),
-            self_path="/papers/feed.atom?" + urlencode({"q": q}),
-            title=f"Papers matching “{q}”",
-            subtitle=f"Search results for “{q}”",
+            listing=listings.Listing("search", None, [h.item for h in results.hits], "upvotes"),
+            page_path="/papers?" + urlencode(params),
+            self_path="/papers/feed.atom?" + urlencode(params),
+            title=f"Papers matching “{query.text}”",
+            subtitle=f"Search results for “{query.text}”" + (f" ({filters})" if filters else ""),
         )
     latest = listings.latest_day(conn)
     order = listings.parse_sort(sort)

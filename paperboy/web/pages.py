@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
-from paperboy.errors import NotFound
+from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import (
     Period,
@@ -25,13 +25,25 @@ from paperboy.periods import (
     parse_week,
     week_period_of,
 )
+from paperboy.search.query import (
+    CANDIDATES,
+    MAX_PAGE,
+    MAX_QUERY_CHARS,
+    SearchQuery,
+    SearchResults,
+    has_words,
+)
 from paperboy.web import deps, listings
 from paperboy.web.deps import Site
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
 PAGE_SIZE = 50  # cards per page; a day rarely has more, a week or month often does
-SEARCH_LIMIT = 100  # results fetched for one query (paged like the lists)
+SEARCH_PAGE_SIZE = 20  # search results per page (`p` from 1; the searcher's pages from 0)
+SIMILAR_LIMIT = 8  # "Similar papers" on a paper page
 
 SORT_LABELS = {"upvotes": "Top", "trending": "Trending", "publishedAt": "Newest"}
 
@@ -214,6 +226,104 @@ def _list_page(
     )
 
 
+# --- search -------------------------------------------------------------------------------------------------
+
+
+def search_params(q: SearchQuery) -> dict[str, str]:
+    """A search's query parameters as the search page, its feed and its links spell them (empty ones out)."""
+    params = {
+        "q": q.text,
+        "from": q.start.isoformat() if q.start else "",
+        "to": q.end.isoformat() if q.end else "",
+        "category": ",".join(q.categories),
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def _search_note(results: SearchResults, searcher: Searcher | None) -> str:
+    """A discreet word when search by meaning did not answer: still being indexed, or off on this hub."""
+    if "vector" in results.modes or "keyword" not in results.modes:
+        return ""
+    state = listings.meaning_state(searcher)
+    if state == "indexing":
+        return "search by meaning joins in once the papers' meanings are indexed"
+    if state == "off":
+        return "search by meaning is off on this hub"
+    return ""
+
+
+def _search_subtitle(results: SearchResults, q: str) -> str:
+    n = results.total
+    more = "+" if n >= CANDIDATES else ""
+    return f"{n}{more} paper{'s' if n != 1 else ''} matching “{q}”"
+
+
+def _search_page(
+    templates: Environment,
+    conn: Connection,
+    searcher: Searcher | None,
+    *,
+    site: Site,
+    now: datetime,
+    q: str,
+    p: int,
+    start: str,
+    end: str,
+    categories: list[str],
+) -> HTMLResponse:
+    """Search results like the seed page: title, abstract around the match (words marked), authors, date,
+    upvotes, comments; date and category filters as plain GET fields; pages of SEARCH_PAGE_SIZE."""
+    if p > MAX_PAGE + 1:
+        raise InvalidInput(f"p: page {p} is out of range: search results have at most {MAX_PAGE + 1} pages")
+    truncated = len(q.strip()) > MAX_QUERY_CHARS
+    query = listings.search_query(
+        q, start=start, end=end, categories=categories, page=p - 1, limit=SEARCH_PAGE_SIZE
+    )
+    results = listings.search(conn, searcher, query)
+    pages = max(1, math.ceil(results.total / SEARCH_PAGE_SIZE))
+    if p > pages:
+        raise NotFound(f"page {p} is past the end of these results ({pages} page{'s' if pages != 1 else ''})")
+    params = search_params(query)
+    filtered = bool(query.start or query.end or query.categories)
+    shown = query.text if len(query.text) <= 80 else query.text[:80] + "…"
+    return _render(
+        templates,
+        "pages/search.html",
+        site=site,
+        today=now.date(),
+        title=f"“{shown}” · Search results",
+        heading="Search results",
+        subtitle=_search_subtitle(results, query.text),
+        q=query.text,
+        query=query,
+        has_words=has_words(query.text),
+        results=results,
+        items=[h.item for h in results.hits],
+        terms=results.terms,
+        modes=listings.modes_label(results.modes),
+        note=_search_note(results, searcher),
+        truncated=truncated,
+        max_chars=MAX_QUERY_CHARS,
+        filtered=filtered,
+        filters={
+            "from": params.get("from", ""),
+            "to": params.get("to", ""),
+            "category": ", ".join(query.categories),
+        },
+        clear_filters=url("/papers", q=query.text),
+        total=results.total,
+        first_index=(p - 1) * SEARCH_PAGE_SIZE + 1,
+        page=p,
+        pages=pages,
+        page_links={
+            "previous": url("/papers", **params, p=p - 1 if p > 2 else None) if p > 1 else None,
+            "next": url("/papers", **params, p=p + 1) if p < pages else None,
+        },
+        feed_url=url("/papers/feed.atom", **params),
+        paper_path=paper_path,
+    )
+
+
 @router.get("/")
 def home() -> RedirectResponse:
     return RedirectResponse("/papers", status_code=302)
@@ -224,33 +334,21 @@ def papers_latest(
     q: str = "",
     sort: str = "",
     p: int = Query(1, ge=1, description="page number, from 1"),
+    from_: str = Query("", alias="from", description="search: arXiv date from, YYYY-MM-DD"),
+    to: str = Query("", description="search: arXiv date to, YYYY-MM-DD"),
+    category: list[str] = Query([], description="search: arXiv category or archive, repeatable"),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
+    searcher: Searcher | None = Depends(deps.searcher),
 ) -> HTMLResponse:
-    """The newest day with papers; with `q`, keyword search results in the same card list."""
-    latest = listings.latest_day(conn)
-    q = q.strip()
-    if q:
-        items = listings.search_results(conn, q, SEARCH_LIMIT)
-        listing = listings.Listing("search", None, items, "upvotes")
-        n = len(items)
-        return _list_page(
-            templates,
-            site=site,
-            now=now,
-            listing=listing,
-            latest=latest,
-            p=p,
-            path="/papers",
-            feed=url("/papers/feed.atom", q=q),
-            heading="Search results",
-            subtitle=f"{n}{'+' if n >= SEARCH_LIMIT else ''} paper{'s' if n != 1 else ''} matching “{q}”",
-            tab=None,
-            q=q,
-            show_sort=False,
+    """The newest day with papers; with `q`, search results (filters `from`, `to`, `category`)."""
+    if q.strip():
+        return _search_page(
+            templates, conn, searcher, site=site, now=now, q=q, p=p, start=from_, end=to, categories=category
         )
+    latest = listings.latest_day(conn)
     order = listings.parse_sort(sort)
     if latest is None:
         listing = listings.Listing("latest", None, [], order)
@@ -416,6 +514,7 @@ def paper_page(
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Environment = Depends(deps.templates),
+    searcher: Searcher | None = Depends(deps.searcher),
 ) -> HTMLResponse | RedirectResponse:
     if arxiv_id.strip("/") == "":
         return RedirectResponse("/papers", status_code=301)
@@ -427,6 +526,7 @@ def paper_page(
         return RedirectResponse(paper_path(canonical), status_code=301)
     item = listings.paper(conn, canonical)
     paper = item.paper
+    similar = listings.similar(conn, searcher, canonical, SIMILAR_LIMIT)
     return _render(
         templates,
         "pages/paper.html",
@@ -439,5 +539,9 @@ def paper_page(
         featuring=item.featuring,
         featured_day_path=period_path(day_period(item.featuring.day)) if item.featuring else None,
         description=" ".join(paper.abstract.split())[:300],
+        similar=similar,
+        # no neighbours while this paper's vector is pending: a short note where meaning search is on
+        similar_pending=not similar and listings.meaning_state(searcher) != "off",
+        paper_path=paper_path,
         **_paper_context(item),
     )
