@@ -7,7 +7,7 @@ a 400 naming the parameter (app.py maps InvalidInput and validation errors), an 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.engine import Connection
@@ -15,8 +15,12 @@ from sqlalchemy.engine import Connection
 from paperboy.errors import InvalidInput
 from paperboy.models import parse_arxiv_id
 from paperboy.periods import Period, day_period, parse_day, parse_month, parse_week
+from paperboy.search.query import MAX_PAGE
 from paperboy.web import deps, listings, schemas
 from paperboy.web.deps import Site
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ApiError, "description": "A parameter is malformed; the message names it."},
@@ -29,6 +33,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 Conn = Annotated[Connection, Depends(deps.conn)]
+SearcherDep = Annotated["Searcher | None", Depends(deps.searcher)]
 Now = Annotated[datetime, Depends(deps.now)]
 SiteDep = Annotated[Site, Depends(deps.site)]
 Page = Annotated[int, Query(ge=0, le=1_000_000, description="Page number, from 0.")]
@@ -109,18 +114,67 @@ def daily_papers(
 )
 def search_papers(
     conn: Conn,
+    searcher: SearcherDep,
     q: Annotated[
         str | None, Query(description="Words to find, or an arXiv id / URL.", examples=["sparse attention"])
     ] = None,
     limit: Limit = 50,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", description="Ours: papers with an arXiv date on or after this day, YYYY-MM-DD."),
+    ] = None,
+    to: Annotated[
+        str | None, Query(description="Ours: papers with an arXiv date on or before this day, YYYY-MM-DD.")
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        Query(
+            description="Ours: only papers in one of these arXiv categories (`cs.CL`) or archives (`cs`); "
+            "repeat the parameter or separate with commas.",
+            examples=[["cs.CL"]],
+        ),
+    ] = None,
+    p: Annotated[
+        int, Query(ge=0, le=MAX_PAGE, description=f"Ours: page number, from 0 (at most {MAX_PAGE}).")
+    ] = 0,
 ) -> Any:
-    """Papers whose title, abstract or authors contain every word of `q`, best first, as daily-papers items.
+    """Search results, best first, as daily-papers items (the JSON twin of `/papers?q=…`).
 
-    An arXiv id or abs/pdf URL as `q` returns that paper first. Without `q`, an empty list.
+    Hybrid search: BM25 over titles, abstracts and authors fused with nearest neighbours by meaning, once
+    the hub has a searcher with vectors (keyword only before). An arXiv id or abs/pdf URL as `q` returns that
+    paper first. Without words in `q` (empty, or punctuation only), an empty list. `from`, `to`, `category`
+    and `p` are our additions; `huggingface_hub`'s `list_papers(query=…)` sends only `q` (and `limit`).
     """
-    if not q or not q.strip():
+    query = listings.search_query(q or "", start=from_, end=to, categories=category, page=p, limit=limit)
+    if not query.text:
         return []
-    return [schemas.daily_item(i) for i in listings.search_results(conn, q.strip(), limit)]
+    return [schemas.daily_item(h.item) for h in listings.search(conn, searcher, query).hits]
+
+
+@router.get(
+    "/papers/{paper_id:path}/similar",
+    tags=[OURS],
+    response_model=list[schemas.SimilarPaper],
+    response_model_exclude_none=True,
+    responses=NOT_FOUND,
+    summary="Papers similar to one paper",
+)
+def similar_papers(
+    conn: Conn,
+    searcher: SearcherDep,
+    paper_id: Annotated[
+        str, Path(description="arXiv id, old-style ids included (`hep-th/9901001`).", examples=["2512.09363"])
+    ],
+    limit: Annotated[int, Query(ge=1, le=100, description="How many papers (1-100).")] = 10,
+) -> Any:
+    """The papers nearest to this one by meaning (the paper page's "Similar papers"), nearest first, each in
+    Hugging Face's paper shape plus `similarity` (cosine similarity of the two papers' vectors, higher is
+    closer). An empty list while this paper's vector has not been computed, or when search by meaning is off.
+    An unknown paper is a 404."""
+    parsed = parse_arxiv_id(paper_id)
+    if parsed is None:
+        raise InvalidInput(f"id {paper_id!r} is not an arXiv id (e.g. 2512.09363 or hep-th/9901001)")
+    return [schemas.similar_paper(h) for h in listings.similar(conn, searcher, parsed[0], limit)]
 
 
 @router.get(

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from paperboy.models import Featuring, StoredPaper, Submitter
+from paperboy.search.query import Hit
 from paperboy.web.listings import featured_at
 
 
@@ -82,6 +83,14 @@ class PaperModel(_Hf):
     organization: Organization | None = None
 
 
+class SimilarPaper(PaperModel):
+    """A paper in Hugging Face's paper shape, with how close it is to the paper asked about (our addition)."""
+
+    similarity: float = Field(
+        description="Cosine similarity of the two papers' embeddings: higher is closer, 1 the same meaning."
+    )
+
+
 class DailyPaper(_Hf):
     """One item of `GET /api/daily_papers` and `GET /api/papers/search`."""
 
@@ -142,6 +151,12 @@ def paper_model(item: StoredPaper) -> PaperModel:
         projectPage=p.project_page,
         organization=_organization(f),
     )
+
+
+def similar_paper(hit: Hit) -> SimilarPaper:
+    """A neighbour found by meaning: its paper shape plus the hit's score as `similarity`."""
+    base = paper_model(hit.item).model_dump(by_alias=True)
+    return SimilarPaper(**base, similarity=round(float(hit.score), 6))
 
 
 def daily_item(item: StoredPaper) -> DailyPaper:
