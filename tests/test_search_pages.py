@@ -320,6 +320,7 @@ def test_punctuation_only_finds_nothing_and_says_why(client: TestClient, q: str)
     assert card_ids(page) == []
     assert "Nothing to search for in" in page
     assert "punctuation alone matches nothing" in page
+    assert '<details class="filters-box"' not in page and '<p class="subtitle">' not in page
 
 
 @pytest.mark.parametrize(
@@ -372,6 +373,7 @@ def test_bad_filters_and_pages_are_400_pages_naming_the_field(
     assert message in r.text
     assert field in r.text
     assert '<form class="search"' in r.text  # still a full page of the site
+    assert 'name="q" value="zeppelin"' in r.text  # with the words typed still in the box
 
 
 def test_junk_never_reaches_a_500(client: TestClient) -> None:

@@ -48,6 +48,19 @@
     renderMath(document.body);
     dropBrokenAvatars(document);
   });
+  // Search as you type: leave empty fields out of the request, so the address bar (hx-push-url) reads
+  // /papers?q=… rather than /papers?q=…&from=&to=&category=, and an emptied box goes back to /papers.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var detail = evt.detail;
+    if (!detail || String(detail.verb).toLowerCase() !== "get" || !detail.parameters) return;
+    var params = detail.parameters;
+    Object.keys(params).forEach(function (name) {
+      var value = params[name];
+      var values = Array.isArray(value) ? value : [value];
+      if (values.every(function (v) { return typeof v === "string" && v.trim() === ""; })) delete params[name];
+    });
+  });
+
   // Cards appended by "Load more" (htmx) are typeset too.
   document.addEventListener("htmx:load", function (evt) {
     var elt = evt.detail && evt.detail.elt;

@@ -105,7 +105,7 @@ def render_error(request: Request, status: int, message: str) -> str:
         status=status,
         title=titles.get(status, "Something went wrong"),
         message=message,
-        q="",
+        q=request.query_params.get("q", "").strip()[:MAX_QUERY_CHARS],  # a bad filter keeps the words typed
         today=request.app.state.clock().date(),
     )
 
@@ -254,6 +254,10 @@ def _search_note(results: SearchResults, searcher: Searcher | None) -> str:
 
 def _search_subtitle(results: SearchResults, q: str) -> str:
     n = results.total
+    if not has_words(q):
+        return ""  # the empty state says why
+    if n == 0:
+        return f"No papers matching “{q}”"
     more = "+" if n >= CANDIDATES else ""
     return f"{n}{more} paper{'s' if n != 1 else ''} matching “{q}”"
 
@@ -310,6 +314,15 @@ def _search_page(
             "to": params.get("to", ""),
             "category": ", ".join(query.categories),
         },
+        filter_summary=" · ".join(
+            part
+            for part in (
+                f"from {query.start:%b} {query.start.day}, {query.start.year}" if query.start else "",
+                f"to {query.end:%b} {query.end.day}, {query.end.year}" if query.end else "",
+                ", ".join(query.categories),
+            )
+            if part
+        ),
         clear_filters=url("/papers", q=query.text),
         total=results.total,
         first_index=(p - 1) * SEARCH_PAGE_SIZE + 1,
