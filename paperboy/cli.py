@@ -404,3 +404,86 @@ def ingest_oai(set_spec: str, from_date: date | None, prefix: str) -> None:
                 progress=progress,
             ),
         )
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: rank, id, title, score, authors, published, upvotes, url.",
+)
+@click.option("--from", "start", type=DATE, help="Only papers whose arXiv date is on or after this day.")
+@click.option("--to", "end", type=DATE, help="Only papers whose arXiv date is on or before this day.")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="CAT",
+    help="Only papers in this arXiv category (cs.CL) or archive (cs); repeatable or comma-separated.",
+)
+def search(
+    query: str,
+    limit: int,
+    as_json: bool,
+    start: date | None,
+    end: date | None,
+    categories: tuple[str, ...],
+) -> None:
+    """Search the hub as /papers?q= does: words, an author's name or an arXiv id; best first.
+
+    Prints rank, arXiv id, arXiv date, title and authors, or with --json one JSON object per line; the
+    filters are the search page's. Exits 1 when nothing matches, 2 on bad input (a query that starts with
+    "-" goes after "--").
+    """
+    from paperboy.errors import InvalidInput
+    from paperboy.search.query import has_words
+    from paperboy.web import listings
+
+    try:
+        q = listings.search_query(query, start=start, end=end, categories=list(categories), limit=limit)
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not has_words(q.text):
+        raise click.UsageError(f"nothing to search for in {query!r}: give a word, a name or an arXiv id")
+    settings = load_settings()
+    engine = open_engine(settings)
+    # TODO(lead): build the searcher as `paperboy serve` does once `paperboy.serve.build_searcher(settings,
+    # engine)` has landed, and close its keyword index afterwards:
+    #     try:
+    #         searcher = build_searcher(settings, engine)
+    #     except PaperboyError as exc:  # e.g. a running server holds the index writer
+    #         click.echo(f"search indexes unavailable ({exc}); scanning the database instead", err=True)
+    #         searcher = None
+    # Until then: the plain keyword scan of the database that an app without a Searcher uses.
+    searcher = None
+    with engine.connect() as conn:
+        results = listings.search(conn, searcher, q)
+    if not results.hits:
+        click.echo(f"no papers match {q.text!r}", err=True)
+        sys.exit(1)
+    base = settings.public_url.rstrip("/")
+    if not as_json:
+        click.echo(f"{results.total} matching · by {listings.modes_label(results.modes)}", err=True)
+    for rank, hit in enumerate(results.hits, 1):
+        paper = hit.item.paper
+        published = paper.published_at.date().isoformat() if paper.published_at else None
+        if as_json:
+            record = {
+                "rank": rank,
+                "id": paper.arxiv_id,
+                "title": paper.title,
+                "score": round(hit.score, 6),
+                "authors": list(paper.authors),
+                "published": published,
+                "upvotes": hit.item.upvotes,
+                "url": f"{base}/papers/{paper.arxiv_id}",
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+        title = " ".join(paper.title.split())
+        click.echo(f"{rank:>3}  {paper.arxiv_id:<16} {published or '':<10}  {title}")
+        click.echo(f"{'':>3}  {'':<16} {'':<10}  {authors}")
