@@ -120,6 +120,13 @@ def xml_text(value: str | None) -> str:
 _MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^$\n]+?\$", re.DOTALL)
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s")  # "quantization" marks "quantized" too
 _MAX_MARK_TERMS = 32
+# Not marked unless the query has nothing else: the keyword index drops them too (tantivy's English list).
+_STOP_WORDS = frozenset(
+    (  # noqa: SIM905 (a list literal of 33 words would take 35 lines)
+        "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+        "these they this to was will with"
+    ).split()
+)
 _LEAD = 60  # characters of context kept before the first match when the snippet does not start the abstract
 _NEAR_START = 120  # a first match this near the start: the snippet starts the abstract (cards show ~3 lines)
 
@@ -137,8 +144,10 @@ def _terms_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     Words of scripts written with spaces must start at a word boundary; Han, kana and other unspaced
     characters match anywhere (a Chinese query word is a run of characters inside a longer run).
     """
+    words = {t for t in terms if t and t.strip()}
+    words = {t for t in words if t.lower() not in _STOP_WORDS} or words
     parts = []
-    for term in sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)[:_MAX_MARK_TERMS]:
+    for term in sorted(words, key=len, reverse=True)[:_MAX_MARK_TERMS]:
         stem = re.escape(_stem(term.lower()))
         boundary = r"(?<!\w)" if term[0].isascii() or term[0].lower() != term[0].upper() else ""
         parts.append(f"{boundary}{stem}\\w*" if boundary else stem)

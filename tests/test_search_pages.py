@@ -161,6 +161,10 @@ def test_the_snippet_shows_the_abstract_around_the_first_match(client: TestClien
     assert "the <mark>zeppelin</mark> <mark>finally</mark> appears" in snippet
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;odd&lt;/i&gt;" in snippet
     assert snippet.count("Opening sentence") < 3  # not the abstract's beginning
+    # Stop words are not marked (the keyword index ignores them too) unless the query has nothing else.
+    stop = search(client, "the zeppelin")
+    assert "the <mark>zeppelin</mark> finally" in abstract_of(cards(stop)[Z_DEEP])
+    assert "<mark>the</mark>" not in stop.lower()
     # A match near the start keeps the start.
     near = abstract_of(cards(search(client, "airships"))[Z_CL])
     assert near == "<mark>Airships</mark> of words."
