@@ -11,11 +11,12 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-# Weighted RRF, measured best across both collections of bench/relevance.py: plain RRF (k=60, equal
-# weights) lost to vector-only search on CISI (nDCG@10 0.402 against 0.423), where BM25 is much weaker;
-# k=20 with the BM25 list at half weight beats both single modes on both collections.
+# Weighted RRF, measured best across both collections of bench/relevance.py (docs/search.md, `## Relevance`):
+# k=20 with the BM25 list at weight 0.7 beats both single modes on both (weights 0.5 to 0.8, k 20 to 60: a
+# plateau); plain RRF (k=60, equal weights) only ties vector-only search on CISI. Rank-based, so it needs no
+# score calibration and behaves with one-result lists, where score normalisation did not measure better.
 HYBRID_K = 20
-KEYWORD_WEIGHT = 0.5
+KEYWORD_WEIGHT = 0.7
 VECTOR_WEIGHT = 1.0
 
 
