@@ -132,9 +132,11 @@ def run(
     threads: int = 2,
     ef: int | None = None,
     sweep: tuple[int, ...] = (),
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Build the index over `n` vectors, query it, and return the figures (see the module docstring).
-    `sweep` adds recall and latency at other search depths, from the same build."""
+    `sweep` adds recall and latency at other search depths, from the same build; `progress` reports the
+    build's progress on stderr."""
     base, qs, info = dataset(n, queries, seed)
     ids = [f"p{j:07d}" for j in range(n)]
 
@@ -151,7 +153,13 @@ def run(
         path = Path(tmp) / "vectors.hnsw"
         index = VectorIndex.create(path, base.shape[1], MODEL, capacity=n)
         t = time.perf_counter()
-        index.upsert(ids, base, threads=threads)
+        for s in range(0, n, 50_000):
+            index.upsert(ids[s : s + 50_000], base[s : s + 50_000], threads=threads)
+            if progress:
+                print(
+                    f"indexed {min(s + 50_000, n):,} / {n:,} in {time.perf_counter() - t:.0f} s",
+                    file=sys.stderr,
+                )
         build_s = time.perf_counter() - t
         del base
         if ef is not None:
@@ -208,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 2 * K or args.queries < 1:
         ap.error("--n must be at least 20 and --queries at least 1")
     sweep = tuple(int(x) for x in args.sweep.split(",") if x.strip())
-    print(json.dumps(run(args.n, args.queries, args.seed, args.threads, args.ef, sweep)), flush=True)
+    figures = run(args.n, args.queries, args.seed, args.threads, args.ef, sweep, progress=True)
+    print(json.dumps(figures), flush=True)
     return 0
 
 
