@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,6 +177,7 @@ class KeywordIndex:
         if "meta.json" not in present or SIDECAR not in present:
             raise IndexUnusable(f"{path} is not a complete paperboy keyword index")
         synced_at = _read_sidecar(path)
+        _verify_checksums(path)
         try:
             index = tantivy.Index.open(str(path))
             _register(index)
@@ -264,9 +267,16 @@ class KeywordIndex:
                     (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_query, 0.0)),
                 ]
             )
-        searcher = self._index.searcher()
-        hits = searcher.search(text_query, k, count=False).hits
-        return [(str(searcher.doc(addr)["arxiv_id"][0]), float(score)) for score, addr in hits]
+        try:
+            searcher = self._index.searcher()
+            hits = searcher.search(text_query, k, count=False).hits
+            return [(str(searcher.doc(addr)["arxiv_id"][0]), float(score)) for score, addr in hits]
+        except (ValueError, OSError) as exc:
+            raise IndexUnusable(f"keyword index at {self.path} failed to read: {exc}") from exc
+        except BaseException as exc:  # tantivy panics on files damaged after open (pyo3's PanicException)
+            if type(exc).__name__ == "PanicException":
+                raise IndexUnusable(f"keyword index at {self.path} failed to read: {exc}") from exc
+            raise
 
     def _text_query(self, query: str) -> tantivy.Query | None:
         text = _norm(query[:MAX_QUERY_CHARS])
@@ -349,6 +359,68 @@ def _cjk_runs(tokens: list[str]) -> list[list[str]]:
 def _register(index: tantivy.Index) -> None:
     index.register_tokenizer(_TEXT, _analyzer(stem=True))
     index.register_tokenizer(_NAME, _analyzer(stem=False))
+
+
+_FOOTER_MAGIC = 1337
+
+
+def _verify_checksums(path: Path) -> None:
+    """Check every file of the committed segments against the CRC-32 in its tantivy footer.
+
+    tantivy checks a file's footer when it opens it but not its contents, and a damaged posting list makes
+    it panic mid-search; reading the files once here (about 0.1 s per 100 MB) turns that into IndexUnusable.
+    A writer in another process may commit and delete merged-away files meanwhile: a missing file is an
+    error only when meta.json did not change under us.
+    """
+    for attempt in range(3):
+        meta_text: str | None = None
+        try:
+            meta_text = (path / "meta.json").read_text(encoding="utf-8")
+            meta = json.loads(meta_text)
+            wanted: set[str] = set()
+            for seg in meta["segments"]:
+                prefix = str(seg["segment_id"]).replace("-", "")
+                for f in path.glob(prefix + ".*"):
+                    if not f.name.endswith(".del"):
+                        wanted.add(f.name)
+                if seg.get("deletes"):
+                    wanted.add(f"{prefix}.{seg['deletes']['opstamp']}.del")
+            for name in sorted(wanted):
+                _verify_file(path / name)
+            return
+        except FileNotFoundError as exc:
+            try:
+                now: str | None = (path / "meta.json").read_text(encoding="utf-8")
+            except OSError:
+                now = None
+            if meta_text is None or now is None or now == meta_text or attempt == 2:
+                raise IndexUnusable(f"keyword index at {path} is damaged: {exc}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexUnusable(f"keyword index at {path} is damaged: {exc}") from exc
+
+
+def _verify_file(file: Path) -> None:
+    with file.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < 8:
+            raise ValueError(f"{file.name} is truncated")
+        f.seek(size - 8)
+        footer_len, magic = struct.unpack("<II", f.read(8))
+        if magic != _FOOTER_MAGIC or footer_len > size - 8:
+            raise ValueError(f"{file.name} has no tantivy footer")
+        body = size - 8 - footer_len
+        f.seek(body)
+        expected = json.loads(f.read(footer_len))["crc"]
+        f.seek(0)
+        crc, left = 0, body
+        while left:
+            chunk = f.read(min(left, 1 << 22))
+            if not chunk:
+                raise ValueError(f"{file.name} is truncated")
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+        if crc != expected:
+            raise ValueError(f"{file.name} fails its checksum")
 
 
 def _read_sidecar(path: Path) -> datetime | None:
