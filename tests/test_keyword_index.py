@@ -183,6 +183,14 @@ def test_the_same_id_twice_in_one_batch_keeps_the_last(tmp_path: Path) -> None:
     assert ix.search("first", 10) == []
 
 
+def test_every_kind_of_id_comes_back_as_given(tmp_path: Path) -> None:
+    kinds = ["0704.0001", "1412.9999", "2501.00001", "2512.99999", "hep-th/9901001", "math.AG/0309136", "x"]
+    ix = KeywordIndex.open(tmp_path / "kw")
+    ix.upsert([KeywordDoc(i, "zebra", f"number {n}") for n, i in enumerate(kinds)])
+    ix.commit()
+    assert sorted(ids(ix.search("zebra", 10))) == sorted(kinds)
+
+
 def test_everything_persists_across_reopening(tmp_path: Path) -> None:
     ix = KeywordIndex.open(tmp_path / "kw")
     assert ix.synced_at is None and ix.count() == 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import threading
 import unicodedata
@@ -44,7 +45,7 @@ import tantivy
 
 from paperboy.errors import IndexUnusable, PaperboyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SIDECAR = "paperboy-keyword.json"
 MAX_QUERY_CHARS = 2000  # of user text looked at (a 10 kB paste is cut, not refused)
 MAX_TERMS = 64  # distinct terms per query
@@ -87,6 +88,7 @@ def _schema() -> tantivy.Schema:
     sb.add_text_field("authors", tokenizer_name=_NAME, index_option="position")
     sb.add_text_field("categories", tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("published", indexed=True, fast=True)  # date.toordinal()
+    sb.add_integer_field("key", fast=True)  # a new-style arXiv id as a number: read without the doc store
     return sb.build()
 
 
@@ -242,6 +244,9 @@ class KeywordIndex:
             doc.add_text("categories", c)
         if d.published is not None:
             doc.add_integer("published", d.published.toordinal())
+        key = _id_key(d.arxiv_id)
+        if key is not None:
+            doc.add_integer("key", key)
         return doc
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -270,7 +275,11 @@ class KeywordIndex:
         try:
             searcher = self._index.searcher()
             hits = searcher.search(text_query, k, count=False).hits
-            return [(str(searcher.doc(addr)["arxiv_id"][0]), float(score)) for score, addr in hits]
+            keys = searcher.fast_field_values("key", [addr for _, addr in hits]) if hits else []
+            return [
+                (_key_id(int(key)) if key else str(searcher.doc(addr)["arxiv_id"][0]), float(score))
+                for (score, addr), key in zip(hits, keys, strict=True)
+            ]
         except (ValueError, OSError) as exc:
             raise IndexUnusable(f"keyword index at {self.path} failed to read: {exc}") from exc
         except BaseException as exc:  # tantivy panics on files damaged after open (pyo3's PanicException)
@@ -332,6 +341,27 @@ class KeywordIndex:
                 (tantivy.Occur.Must, tantivy.Query.term_set_query(self._schema, "categories", wanted))
             )
         return tantivy.Query.boolean_query(parts)
+
+
+_NEW_STYLE_ID = re.compile(r"(\d{4})\.(\d{4,5})")
+
+
+def _id_key(arxiv_id: str) -> int | None:
+    """2501.00001 -> a positive integer that `_key_id` turns back into it; None for other ids.
+
+    Fetching 100 ids from tantivy's doc store took about 8 ms here; a fast field of numbers, microseconds.
+    """
+    m = _NEW_STYLE_ID.fullmatch(arxiv_id)
+    if m is None:
+        return None
+    five_digits = len(m.group(2)) == 5
+    return 1 + (int(m.group(1)) * 2 + five_digits) * 100_000 + int(m.group(2))
+
+
+def _key_id(key: int) -> str:
+    rest, number = divmod(key - 1, 100_000)
+    yymm, five_digits = divmod(rest, 2)
+    return f"{yymm:04d}.{number:05d}" if five_digits else f"{yymm:04d}.{number:04d}"
 
 
 def _words(tokens: list[str]) -> list[str | tuple[int, str]]:
