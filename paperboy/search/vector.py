@@ -13,11 +13,13 @@ caller rebuilds from the stored vectors on `IndexUnusable`.
 
 Filtered search (`allowed`): usearch's Python API takes no predicate, so the index over-fetches. It asks for
 `max(4k, 64)` neighbours (asking for more raises the search depth `ef` with it), keeps the allowed ones, and
-when fewer than `k` pass, estimates the pass rate from what it saw and asks again for enough (at most
-`max(2048, 16k)`). When even that cannot give `k`, it falls back to exact search over the allowed vectors:
-if `allowed` is the `__contains__` of a set (or another collection), it walks that collection; otherwise
-it calls `allowed` on every id in the index. Either way a selective filter still returns `k` results when
-`k` allowed papers exist.
+when fewer than `k` pass, estimates the pass rate from what it saw and asks again for `1.5 k / rate` (at
+most `max(2048, 16k)`). When even that cannot give `k`, it falls back to exact search over the allowed
+vectors. When `allowed` is the `__contains__` of a set (as the searcher passes it) the pass rate is known
+before searching: the first fetch is `1.5 k / rate` at once, and a set of `s` ids with `s² ≤ 2 k n` goes
+straight to exact search over its own vectors (cheaper than a graph walk that deep); the exact search walks
+the set. With any other callable, the exact search calls it on every id in the index. Either way a
+selective filter still returns `k` results when `k` allowed papers exist.
 
 Threads: searches run on one thread each and may run concurrently; `upsert`, `delete` take a writer lock
 in chunks of `WRITE_CHUNK` vectors, so that searches interleave with a long upsert.
@@ -125,6 +127,14 @@ def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:
     if not np.all(np.isfinite(norms)) or np.any(norms == 0):
         raise ValueError("vectors must be finite and non-zero")
     return np.ascontiguousarray(m / norms)
+
+
+def _members(allowed: Callable[[str], bool]) -> Collection[Any] | None:
+    """The collection behind `allowed` when it is a collection's `__contains__` (a set of allowed ids)."""
+    owner = getattr(allowed, "__self__", None)
+    if getattr(allowed, "__name__", "") == "__contains__" and isinstance(owner, Collection):
+        return owner
+    return None
 
 
 class VectorIndex:
@@ -269,8 +279,15 @@ class VectorIndex:
                 return []
             if allowed is None:
                 return self._ann(q, min(k, n))
-            count = min(n, max(4 * k, MIN_FETCH))
+            count = max(4 * k, MIN_FETCH)
             cap = max(MAX_FETCH, 16 * k)
+            members = _members(allowed)
+            if members is not None:  # the pass rate is known: start at the right depth, or go exact
+                size = len(members)
+                if size <= k or size * size <= 2 * k * n:
+                    return self._exact(q, k, allowed)
+                count = max(count, int(1.5 * k * n / size))
+            count = min(n, cap, count)
             while True:
                 hits = self._ann(q, count)
                 passed = [h for h in hits if allowed(h[0])]
@@ -296,9 +313,9 @@ class VectorIndex:
 
     def _exact(self, q: np.ndarray, k: int, allowed: Callable[[str], bool]) -> list[tuple[str, float]]:
         """Brute force over the allowed vectors, in batches."""
-        owner = getattr(allowed, "__self__", None)
-        if getattr(allowed, "__name__", "") == "__contains__" and isinstance(owner, Collection):
-            keys = [self._keys[i] for i in owner if isinstance(i, str) and i in self._keys]
+        members = _members(allowed)
+        if members is not None:
+            keys = [self._keys[i] for i in members if isinstance(i, str) and i in self._keys]
         else:
             keys = [key for i, key in self._keys.items() if allowed(i)]
         best: list[tuple[float, int]] = []
