@@ -180,10 +180,16 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         first_start(engine, settings, utcnow, probe, echo=lambda m: click.echo(m, err=True))
     scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
     site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
-    app = create_app(engine, site=site, clock=utcnow)
+    from paperboy.serve import IndexWorker, load_embedder_or_none, open_search
+
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    parts = open_search(settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False)
+    worker = IndexWorker(engine, parts, utcnow)
+    app = create_app(engine, site=site, clock=utcnow, searcher=parts.searcher())
     click.echo(
         f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers"
     )
+    worker.start()
     if scheduler is not None:
         scheduler.start()
     try:
@@ -191,6 +197,7 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     finally:
         if scheduler is not None:
             scheduler.stop()
+        worker.stop()
 
 
 @main.group("db")
@@ -209,6 +216,37 @@ def db_upgrade() -> None:
 @main.group()
 def ingest() -> None:
     """Pull papers from a source. Every ingest is idempotent and resumes from where the last run stopped."""
+
+
+@ingest.result_callback()
+def _after_ingest(*_args: Any, **_kwargs: Any) -> None:
+    """After a successful ingest, new papers go into the keyword index at once (vectors follow later)."""
+    if click.get_current_context().invoked_subcommand == "log":
+        return
+    settings = load_settings()
+    sync_keyword_index(settings, open_engine(settings))
+
+
+def sync_keyword_index(settings: Settings, engine: Engine) -> None:
+    from paperboy.search.indexer import open_keyword_index
+
+    try:
+        index = open_keyword_index(settings.data_dir / "index" / "keyword", engine, sync=False)
+        try:
+            from paperboy.search.indexer import sync_keyword
+
+            n = sync_keyword(engine, index)
+        finally:
+            index.close()
+    except PaperboyError as exc:  # e.g. a running `paperboy serve` holds the writer: its indexer syncs them
+        click.echo(
+            f"keyword index not updated here ({exc}); a running server indexes new papers itself", err=True
+        )
+        return
+    click.echo(
+        f"keyword index: {n} papers (re)indexed; `paperboy index update` embeds them for search by meaning",
+        err=True,
+    )
 
 
 @ingest.command("log")
@@ -406,6 +444,127 @@ def ingest_oai(set_spec: str, from_date: date | None, prefix: str) -> None:
         )
 
 
+@main.group()
+def index() -> None:
+    """Search indexes: BM25 (keyword) and HNSW (meaning), kept beside the database in data_dir/index."""
+
+
+@index.command("status")
+def index_status() -> None:
+    """How many papers are indexed by keyword and by meaning, and how many wait for their vector."""
+    from paperboy.search.keyword import KeywordIndex
+    from paperboy.serve import index_dir, load_embedder_or_none
+    from paperboy.store import embeddings as embedding_store
+    from paperboy.store.papers import count_papers
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    embedder = load_embedder_or_none(settings, lambda m: click.echo(m, err=True))
+    with engine.connect() as conn:
+        status: dict[str, Any] = {"papers": count_papers(conn)}
+        if embedder is not None:
+            status["model"] = embedder.model
+            status["vectors"] = embedding_store.count(conn, embedder.model)
+            status["pending"] = embedding_store.count_pending(conn, embedder.model)
+    try:
+        status["keyword_docs"] = KeywordIndex.open(index_dir(settings) / "keyword").count()
+    except PaperboyError as exc:
+        status["keyword_docs"] = None
+        status["keyword_error"] = str(exc)
+    vector_file = index_dir(settings) / "vectors.hnsw"
+    status["vector_index_bytes"] = vector_file.stat().st_size if vector_file.exists() else 0
+    click.echo(json.dumps(status))
+
+
+@contextmanager
+def progress_counter(label: str) -> Iterator[Any]:
+    """A rich progress bar for (done, total) callbacks on a terminal; nothing elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _update_indexes(
+    settings: Settings,
+    engine: Engine,
+    *,
+    embedder: Any = None,
+    batch: int = 32,
+    limit: int | None = None,
+) -> None:
+    """Open (rebuilding when unusable) and sync both indexes, embed pending papers, print a JSON summary."""
+    from paperboy.search import indexer
+    from paperboy.serve import load_embedder_or_none, open_search
+
+    if embedder is None:
+        embedder = load_embedder_or_none(settings, lambda m: click.echo(m, err=True))
+    try:
+        with progress_counter("keyword index") as progress:
+            parts = open_search(settings, engine, embedder=embedder, progress=progress)
+        embedded = 0
+        if parts.vector is not None and embedder is not None:
+            with progress_counter("embedding") as progress:
+                embedded = indexer.embed_pending(
+                    engine, embedder, parts.vector, utcnow, batch=batch, limit=limit, progress=progress
+                )
+        parts.keyword.close()
+    except PaperboyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    vectors = len(parts.vector) if parts.vector is not None else 0
+    click.echo(json.dumps({"keyword_docs": parts.keyword.count(), "vectors": vectors, "embedded": embedded}))
+
+
+@index.command("update")
+@click.option("--limit", type=click.IntRange(1), help="Embed at most this many papers in this run.")
+@click.option(
+    "--batch", type=click.IntRange(1, 1024), default=32, show_default=True, help="Papers per batch."
+)
+def index_update(limit: int | None, batch: int) -> None:
+    """Bring both indexes up to date: changed papers into the keyword index, missing vectors embedded.
+
+    Resumable: vectors are stored in the database batch by batch, so an interrupted run continues where it
+    stopped. Stop `paperboy serve` first or let its own indexer do this work (one writer at a time).
+    """
+    settings = load_settings()
+    _update_indexes(settings, open_engine(settings), batch=batch, limit=limit)
+
+
+@index.command("rebuild")
+@click.option(
+    "--keep-vectors",
+    is_flag=True,
+    help="Rebuild the index files from the stored vectors instead of embedding every paper again.",
+)
+@click.confirmation_option(prompt="Rebuild the search indexes (embedding every paper again can take hours)?")
+def index_rebuild(keep_vectors: bool) -> None:
+    """Delete both index files and rebuild them from the database; re-embeds every paper with the configured
+    model unless --keep-vectors (needed after changing PAPERBOY_EMBEDDING_MODEL: vectors are per model)."""
+    import shutil
+
+    from paperboy.search import indexer
+    from paperboy.serve import index_dir, load_embedder_or_none
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    embedder = load_embedder_or_none(settings, lambda m: click.echo(m, err=True))
+    root = index_dir(settings)
+    shutil.rmtree(root / "keyword", ignore_errors=True)
+    for leftover in root.glob("vectors.hnsw*"):
+        leftover.unlink()
+    if embedder is not None and not keep_vectors:
+        indexer.forget_vectors(engine, embedder.model)
+    _update_indexes(settings, engine, embedder=embedder)
+
+
 @main.command("search")
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
@@ -450,15 +609,19 @@ def search(
         raise click.UsageError(f"nothing to search for in {query!r}: give a word, a name or an arXiv id")
     settings = load_settings()
     engine = open_engine(settings)
-    # TODO(lead): build the searcher as `paperboy serve` does once `paperboy.serve.build_searcher(settings,
-    # engine)` has landed, and close its keyword index afterwards:
-    #     try:
-    #         searcher = build_searcher(settings, engine)
-    #     except PaperboyError as exc:  # e.g. a running server holds the index writer
-    #         click.echo(f"search indexes unavailable ({exc}); scanning the database instead", err=True)
-    #         searcher = None
-    # Until then: the plain keyword scan of the database that an app without a Searcher uses.
-    searcher = None
+    from paperboy.serve import load_embedder_or_none, open_search
+
+    try:  # reading only: a running server may hold the writer; its indexer keeps the files current
+        parts = open_search(
+            settings,
+            engine,
+            embedder=load_embedder_or_none(settings, lambda m: click.echo(m, err=True)),
+            sync=False,
+        )
+        searcher = parts.searcher()
+    except PaperboyError as exc:
+        click.echo(f"search indexes unavailable ({exc}); scanning the database instead", err=True)
+        searcher = None
     with engine.connect() as conn:
         results = listings.search(conn, searcher, q)
     if not results.hits:

@@ -5,20 +5,33 @@ An entry-point helper (like cli): it reads Settings and builds the clients the j
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from paperboy import jobs
 from paperboy.config import Settings
-from paperboy.errors import PaperboyError
+from paperboy.errors import EmbeddingUnavailable, PaperboyError
 from paperboy.scheduler import Job, Scheduler, next_arxiv_run, next_hf_run
 from paperboy.sources.http import PoliteClient
 from paperboy.store.papers import count_papers
 
+if TYPE_CHECKING:  # the search stack (numpy, tantivy, the model) loads only when a command needs it
+    from paperboy.search.embed import Embedder
+    from paperboy.search.hybrid import Searcher
+    from paperboy.search.keyword import KeywordIndex
+    from paperboy.search.vector import VectorIndex
+
 Clock = Callable[[], datetime]
+Progress = Callable[[int, int | None], None]
+log = logging.getLogger("paperboy.serve")
 
 
 def first_start(
@@ -87,3 +100,129 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
                 )
             )
     return Scheduler(sched_jobs, now)
+
+
+# --- search indexes ----------------------------------------------------------------------------------------
+
+
+def index_dir(settings: Settings) -> Path:
+    """Where the search indexes live: beside the SQLite file, in `data_dir/index/`."""
+    return settings.data_dir / "index"
+
+
+def load_embedder_or_none(settings: Settings, echo: Callable[[str], None] = log.warning) -> Embedder | None:
+    """The configured embedding model, or None (keyword-only search) with the reason told once."""
+    from paperboy.search.embed import load_embedder
+
+    try:
+        return load_embedder(
+            settings.embedding_model,
+            threads=settings.embedding_threads,
+            backend=settings.embedding_backend,
+            cache_dir=settings.data_dir / "models",
+        )
+    except EmbeddingUnavailable as exc:
+        echo(f"search by meaning is off: {exc}")
+        return None
+
+
+@dataclass
+class SearchParts:
+    keyword: KeywordIndex
+    vector: VectorIndex | None
+    embedder: Embedder | None
+
+    def searcher(self) -> Searcher:
+        from paperboy.search.hybrid import Searcher
+
+        return Searcher(self.keyword, self.vector, self.embedder)
+
+
+def open_search(
+    settings: Settings,
+    engine: Engine,
+    *,
+    embedder: Embedder | None = None,
+    with_vectors: bool = True,
+    sync: bool = True,
+    progress: Progress | None = None,
+) -> SearchParts:
+    """Open the keyword index and, with an embedder, the vector index; rebuilt from the database when
+    unusable, and brought up to date unless `sync` is False (then the IndexWorker does it)."""
+    from paperboy.search import indexer
+
+    root = index_dir(settings)
+    keyword = indexer.open_keyword_index(root / "keyword", engine, progress, sync=sync)
+    vector = None
+    if with_vectors and embedder is not None:
+        vector = indexer.open_vector_index(
+            root / "vectors.hnsw", engine, embedder.model, embedder.dim, sync=sync
+        )
+    return SearchParts(keyword, vector, embedder)
+
+
+def build_searcher(settings: Settings, engine: Engine) -> Searcher:
+    """The hybrid searcher `paperboy serve` and `paperboy search` use (keyword-only without a model)."""
+    return open_search(settings, engine, embedder=load_embedder_or_none(settings)).searcher()
+
+
+class IndexWorker:
+    """Keeps the indexes current while the server runs: keyword at once, vectors behind it, in one thread.
+
+    Each tick: put changed papers into the keyword index (fast), add vectors another process stored, then
+    embed up to `batch * batches_per_tick` pending papers. It naps when there is nothing to do. Ingest never
+    waits for it; searches keep answering from what is indexed.
+    """
+
+    def __init__(
+        self, engine: Engine, parts: SearchParts, now: Clock, batch: int = 32, batches_per_tick: int = 8
+    ) -> None:
+        self.engine = engine
+        self.parts = parts
+        self.now = now
+        self.batch = batch
+        self.batches_per_tick = batches_per_tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> int:
+        """One round of work; returns how many papers were indexed or embedded (0: idle)."""
+        from paperboy.search import indexer
+
+        done = indexer.sync_keyword(self.engine, self.parts.keyword)
+        if self.parts.vector is not None and self.parts.embedder is not None:
+            done += indexer.sync_vector(self.engine, self.parts.vector, self.parts.embedder.model)
+            done += indexer.embed_pending(
+                self.engine,
+                self.parts.embedder,
+                self.parts.vector,
+                self.now,
+                batch=self.batch,
+                limit=self.batch * self.batches_per_tick,
+                should_stop=self._stop.is_set,
+            )
+        return done
+
+    def _loop(self, idle_seconds: float) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.tick() > 0
+            except PaperboyError:
+                log.exception("indexer: tick failed; retrying")
+                busy = False
+            if not busy:
+                self._stop.wait(idle_seconds)
+
+    def start(self, idle_seconds: float = 10.0) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, args=(idle_seconds,), name="paperboy-index", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.parts.vector is not None:
+            self.parts.vector.save()
+        self.parts.keyword.close()

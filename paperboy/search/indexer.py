@@ -136,28 +136,39 @@ def sync_vector(engine: Engine, index: VectorIndex, model: str) -> int:
     return added
 
 
-def open_keyword_index(path: Path, engine: Engine, progress: Progress | None = None) -> KeywordIndex:
-    """The keyword index at `path`, rebuilt from the database when unusable, and synced."""
+def open_keyword_index(
+    path: Path, engine: Engine, progress: Progress | None = None, sync: bool = True
+) -> KeywordIndex:
+    """The keyword index at `path` (emptied to be rebuilt from the database when unusable), synced unless
+    `sync` is False (the server's index worker syncs it in the background instead)."""
     try:
         index = KeywordIndex.open(path)
     except IndexUnusable as exc:
         log.warning("keyword index unusable (%s): rebuilding from the database", exc)
         shutil.rmtree(path, ignore_errors=True)
         index = KeywordIndex.open(path)
-    sync_keyword(engine, index, progress=progress)
+    if sync:
+        sync_keyword(engine, index, progress=progress)
     return index
 
 
-def open_vector_index(path: Path, engine: Engine, model: str, dim: int) -> VectorIndex:
-    """The vector index at `path`, rebuilt from the stored vectors when missing, unusable or stale."""
+def open_vector_index(path: Path, engine: Engine, model: str, dim: int, sync: bool = True) -> VectorIndex:
+    """The vector index at `path`, rebuilt from the stored vectors when missing, unusable or stale (the
+    rebuild happens in `sync_vector`, now or — with `sync` False — in the server's index worker)."""
     try:
         index = VectorIndex.load(path, dim, model)
     except IndexUnusable as exc:
-        log.warning("vector index unusable (%s): rebuilding from the database", exc)
+        first_time = not any(path.parent.glob(path.name + "*"))
+        log.log(
+            logging.INFO if first_time else logging.WARNING,
+            "vector index: %s; building it from the database",
+            exc,
+        )
         with engine.connect() as conn:
             capacity = max(10_000, embedding_store.count(conn, model))
         index = VectorIndex.create(path, dim, model, capacity)
-    sync_vector(engine, index, model)
+    if sync:
+        sync_vector(engine, index, model)
     return index
 
 
