@@ -32,7 +32,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,16 @@ def _crc32(path: Path) -> int:
     return crc
 
 
+def _load_usearch() -> None:
+    """Import usearch, after onnxruntime when that is installed: importing onnxruntime once usearch is loaded
+    segfaults the process (usearch 2.x / onnxruntime 1.2x, reproduced here), and the embedder needs it."""
+    with suppress(ImportError):
+        import onnxruntime  # noqa: F401
+    import usearch.index  # noqa: F401
+
+
 def _new_usearch(dim: int) -> Any:
+    _load_usearch()
     from usearch.index import Index
 
     return Index(
@@ -179,6 +188,7 @@ class VectorIndex:
             raise IndexUnusable(f"vector index {path}: {size} bytes, expected {meta['bytes']} (truncated?)")
         if _crc32(path) != meta["crc32"]:
             raise IndexUnusable(f"vector index {path}: checksum mismatch (corrupt or half-written)")
+        _load_usearch()
         from usearch.index import Index, MetricKind, ScalarKind
 
         try:
