@@ -611,13 +611,13 @@ def search(
     engine = open_engine(settings)
     from paperboy.serve import load_embedder_or_none, open_search
 
-    try:  # reading only: a running server may hold the writer; its indexer keeps the files current
-        parts = open_search(
-            settings,
-            engine,
-            embedder=load_embedder_or_none(settings, lambda m: click.echo(m, err=True)),
-            sync=False,
-        )
+    embedder = load_embedder_or_none(settings, lambda m: click.echo(m, err=True))
+    try:
+        try:  # bring the indexes up to date with the database first (new papers since the last sync)
+            parts = open_search(settings, engine, embedder=embedder, sync=True)
+        except PaperboyError:  # a running server holds the writer: read what its indexer has indexed
+            parts = open_search(settings, engine, embedder=embedder, sync=False)
+        parts.keyword.close()  # release the writer; searching goes on
         searcher = parts.searcher()
     except PaperboyError as exc:
         click.echo(f"search indexes unavailable ({exc}); scanning the database instead", err=True)

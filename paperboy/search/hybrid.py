@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from paperboy.errors import NotFound
 from paperboy.models import parse_arxiv_id
 from paperboy.search.embed import Embedder
-from paperboy.search.fusion import rrf
+from paperboy.search.fusion import HYBRID_K, hybrid_weights, rrf
 from paperboy.search.keyword import Filters, KeywordIndex
 from paperboy.search.query import (
     CANDIDATES,
@@ -28,6 +28,12 @@ from paperboy.search.query import (
 from paperboy.search.vector import VectorIndex
 from paperboy.store import embeddings as embedding_store
 from paperboy.store import papers as store
+
+
+def fused_ranking(rankings: list[list[str]], modes: list[str]) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion of the keyword and vector lists (k and weights measured in
+    bench/relevance.py; docs/search.md, "Relevance")."""
+    return rrf(rankings, k=HYBRID_K, weights=hybrid_weights([m for m in modes if m != "id"]))
 
 
 class Searcher:
@@ -70,7 +76,9 @@ class Searcher:
                 vector_ranks = {i: n for n, i in enumerate(ids, 1)}
                 rankings.append(ids)
                 modes.append("vector")
-        fused = [(i, 1.0) for i in pinned] + [(i, s) for i, s in rrf(rankings) if i not in pinned]
+        fused = [(i, 1.0) for i in pinned] + [
+            (i, s) for i, s in fused_ranking(rankings, modes) if i not in pinned
+        ]
         if q.start or q.end or q.categories:  # the keyword index filtered already; the pinned id did not
             keep = store.filter_ids(conn, [i for i, _ in fused], q.start, q.end, q.categories)
             fused = [(i, s) for i, s in fused if i in keep]
