@@ -44,9 +44,7 @@ from paperboy.errors import IndexUnusable
 FORMAT = 1
 CONNECTIVITY = 24  # M: graph degree (2M on the base layer); 24 keeps a paper just under 1 KB at f16
 EXPANSION_ADD = 128  # efConstruction
-EXPANSION_SEARCH = 64  # ef under 300k vectors: recall@10 ≈ 0.98 on the MiniLM vectors
-EXPANSION_SEARCH_LARGE = 128  # ef from 300k vectors on (see docs/search.md for the 1M run)
-LARGE = 300_000
+EXPANSION_SEARCH = 64  # ef: recall@10 0.985 at 100k MiniLM vectors, 0.969 at 1M (docs/search.md)
 WRITE_CHUNK = 512  # vectors added per writer-lock hold
 MIN_FETCH = 64
 MAX_FETCH = 2048
@@ -163,8 +161,8 @@ class VectorIndex:
         self._free = [k for k, i in enumerate(ids) if i is None]
         self._lock = _ReadWriteLock()
         self._save_lock = threading.Lock()
-        self._ef_fixed: int | None = None
-        self._apply_ef()
+        self._ef = EXPANSION_SEARCH
+        self._index.expansion_search = EXPANSION_SEARCH
 
     # construction ---------------------------------------------------------------------------------------
 
@@ -254,18 +252,16 @@ class VectorIndex:
 
     @property
     def expansion_search(self) -> int:
-        """The HNSW search depth `ef` for an unfiltered query: by size unless set explicitly."""
-        if self._ef_fixed is not None:
-            return self._ef_fixed
-        return EXPANSION_SEARCH_LARGE if len(self._keys) >= LARGE else EXPANSION_SEARCH
+        """The HNSW search depth `ef` of an unfiltered query (a query for more than ef neighbours searches
+        that deep). Raise it past a million papers to keep recall@10 above 0.95."""
+        return self._ef
 
     @expansion_search.setter
-    def expansion_search(self, ef: int | None) -> None:
-        self._ef_fixed = ef
-        self._apply_ef()
-
-    def _apply_ef(self) -> None:
-        self._index.expansion_search = self.expansion_search  # usearch searches max(ef, count) deep
+    def expansion_search(self, ef: int) -> None:
+        if ef < 1:
+            raise ValueError("ef must be positive")
+        self._ef = ef
+        self._index.expansion_search = ef
 
     def get(self, arxiv_id: str) -> np.ndarray | None:
         """The stored vector of `arxiv_id` (as float32, rounded through float16), or None."""
@@ -370,7 +366,6 @@ class VectorIndex:
                     keys[n] = key
                 self._index.add(keys, chunk, threads=max(1, threads))
                 self.capacity = max(self.capacity, len(self._keys))
-                self._apply_ef()
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove these ids (ids not in the index are ignored)."""
@@ -381,7 +376,6 @@ class VectorIndex:
                 for key in keys:
                     self._ids[key] = None
                 self._free.extend(keys)
-                self._apply_ef()
 
     def save(self) -> None:
         """Write the index and its sidecar atomically (temporary files, then os.replace); searches go on
