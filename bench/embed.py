@@ -6,7 +6,7 @@
     python bench/embed.py --variants           # also the steps: no length sorting, a 128-token limit
 
 Prints one JSON line:
-    {"n", "cpus", "loadavg_start", "loadavg_end",
+    {"n", "cpus", "loadavg_start", "loadavg_after_timing", "loadavg_end",
      "backends": {name: {"abstracts_per_s", "cpu_ms_per_abstract",
                          "cosine_vs_fp32_min", "cosine_vs_fp32_mean", "ndcg@10": {"cranfield", "cisi"}}},
      "query_ms": {"onnx_1_thread" | "torch_2_threads": {"idle": {"p50", "p99"}, "loaded": {"p50", "p99"}}}}
@@ -207,14 +207,19 @@ def main(argv: list[str] | None = None) -> int:
                 "cosine_vs_fp32_min": round(float(cos.min()), 5),
                 "cosine_vs_fp32_mean": round(float(cos.mean()), 5),
             }
-            if args.quality:
-                row["ndcg@10"] = {c: round(ndcg10(e, c), 4) for c in COLLECTIONS}
             backends[name] = row
             del e
         words = [t.split(". ")[0].split()[:6] for t in texts]
         queries = [" ".join(w) for w in words if w] * (args.queries // max(1, len(words)) + 1)
         queries = [f"{q} {i}" for i, q in enumerate(queries[: args.queries])]  # distinct: no cache hits
         result["query_ms"] = query_latency(args.cache_dir, queries, with_torch="torch" in plan)
+        result["loadavg_after_timing"] = os.getloadavg()
+        # quality last, so that the timings above are not spread over the slow part
+        for name, (backend, limit, unsorted) in plan.items() if args.quality else ():
+            if not unsorted:  # batch order changes no vector: the nDCG is the sorted one's
+                e = load_embedder(None, backend=backend, max_seq_length=limit, cache_dir=args.cache_dir)
+                backends[name]["ndcg@10"] = {c: round(ndcg10(e, c), 4) for c in COLLECTIONS}
+                del e
     except EmbeddingUnavailable as exc:
         print(f"embedding model unavailable: {exc}", file=sys.stderr)
         return 3

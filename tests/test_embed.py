@@ -194,6 +194,19 @@ def test_a_model_folder_is_loaded_by_path_and_stored_under_that_name(
     assert len([p for p in cache_dir.iterdir() if not p.name.startswith(".")]) == 1
 
 
+def test_a_corrupt_int8_file_in_the_cache_is_quantized_again(
+    cache_dir: Path, tmp_path: Path, embedders: dict[str, SentenceEmbedder]
+) -> None:
+    (export,) = [p for p in cache_dir.iterdir() if not p.name.startswith(".")]
+    copy = tmp_path / "models"
+    shutil.copytree(export, copy / export.name)
+    (copy / export.name / "model-int8.onnx").write_bytes(b"\x00truncated")
+    e = load_embedder(None, backend="onnx-int8", cache_dir=copy)
+    ref = embedders["onnx-int8"].embed_documents(TEXTS)
+    assert cosines(e.embed_documents(TEXTS), ref).min() > 0.9999
+    assert (copy / export.name / "model-int8.onnx").stat().st_size > 1_000_000
+
+
 def test_a_cached_onnx_model_loads_without_torch(
     cache_dir: Path, embedders: dict[str, SentenceEmbedder]
 ) -> None:

@@ -279,7 +279,8 @@ def load_embedder(
     if threads < 1:
         raise EmbeddingUnavailable(f"embedding threads must be at least 1, not {threads}")
     source = onnx_cache.resolve(model)
-    cache = onnx_cache.ensure(source, cache_dir or default_cache_dir())
+    folder = cache_dir or default_cache_dir()
+    cache = onnx_cache.ensure(source, folder)
     bthreads = batch_threads or (os.cpu_count() or 1)
     if cache is None:  # the model cannot be exported to ONNX: everything through sentence-transformers
         st = onnx_cache.load_sentence_transformer(source)
@@ -288,10 +289,9 @@ def load_embedder(
             backend = "torch"
         if max_seq_length:
             st.max_seq_length = max_seq_length
-        dim = int(st.get_sentence_embedding_dimension())
         return SentenceEmbedder(
             source.name,
-            dim,
+            onnx_cache.dimension(st),
             backend,
             int(st.max_seq_length),
             st_model=st,
@@ -299,13 +299,28 @@ def load_embedder(
             query_cache_size=query_cache_size,
         )
     limit = max_seq_length or int(cache.meta["max_seq_length"])
-    tokenizer = cache.tokenizer(limit)
-    query = OnnxEncoder(cache.fp32, tokenizer, cache.meta, threads)
+    try:
+        tokenizer = cache.tokenizer(limit)
+        query = OnnxEncoder(cache.fp32, tokenizer, cache.meta, threads)
+    except Exception as exc:  # a truncated or corrupt cache: export again, once
+        log.warning("the ONNX cache in %s is unusable (%s): exporting again", cache.folder, exc)
+        cache = onnx_cache.ensure(source, folder, fresh=True)
+        if cache is None:
+            raise EmbeddingUnavailable(f"embedding model {source.name!r} no longer exports to ONNX") from exc
+        tokenizer = cache.tokenizer(limit)
+        query = OnnxEncoder(cache.fp32, tokenizer, cache.meta, threads)
     documents = st_model = None
     if backend == "onnx":
         documents = OnnxEncoder(cache.fp32, tokenizer, cache.meta, bthreads)
     elif backend == "onnx-int8":
-        documents = OnnxEncoder(cache.int8, tokenizer, cache.meta, bthreads)
+        try:
+            documents = OnnxEncoder(cache.int8, tokenizer, cache.meta, bthreads)
+        except EmbeddingUnavailable:
+            raise
+        except Exception as exc:  # a truncated or corrupt int8 file: quantize again, once
+            log.warning("the int8 model in %s is unusable (%s): quantizing again", cache.folder, exc)
+            cache.int8_path.unlink(missing_ok=True)
+            documents = OnnxEncoder(cache.int8, tokenizer, cache.meta, bthreads)
     else:
         st_model = onnx_cache.load_sentence_transformer(source)
         st_model.max_seq_length = limit

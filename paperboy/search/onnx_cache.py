@@ -119,7 +119,10 @@ class OnnxCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.meta: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+        if self.meta.get("version") != CACHE_VERSION or "dim" not in self.meta:
+            raise ValueError(f"{folder / 'meta.json'} is not a version {CACHE_VERSION} cache")
         self.fp32 = folder / "model.onnx"
+        self.int8_path = folder / "model-int8.onnx"
 
     def tokenizer(self, max_length: int) -> Any:
         from tokenizers import Tokenizer
@@ -132,10 +135,9 @@ class OnnxCache:
     @property
     def int8(self) -> Path:
         """The int8 model, quantized from the fp32 one on first use."""
-        path = self.folder / "model-int8.onnx"
-        if not path.is_file():
-            quantize(self.fp32, path)
-        return path
+        if not self.int8_path.is_file():
+            quantize(self.fp32, self.int8_path)
+        return self.int8_path
 
 
 def quantize(src: Path, dst: Path) -> None:
@@ -168,8 +170,8 @@ def quantize(src: Path, dst: Path) -> None:
             os.unlink(tmp)
 
 
-def ensure(source: ModelSource, cache_dir: Path) -> OnnxCache | None:
-    """The model's ONNX cache, exported now if missing; None when the model cannot be exported."""
+def ensure(source: ModelSource, cache_dir: Path, fresh: bool = False) -> OnnxCache | None:
+    """The model's ONNX cache, exported now if missing (or `fresh`); None when it cannot be exported."""
     st = None
     path = source.path
     if path is None:  # a hub name not cached yet: sentence-transformers fetches it (unless offline)
@@ -179,8 +181,13 @@ def ensure(source: ModelSource, cache_dir: Path) -> OnnxCache | None:
             return None
     # keyed by the weights alone: two names for the same files share one export
     folder = cache_dir / fingerprint(path)[:24]
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
     if (folder / "meta.json").is_file() and (folder / "model.onnx").is_file():
-        return OnnxCache(folder)
+        try:
+            return OnnxCache(folder)
+        except (OSError, ValueError):  # an unreadable meta.json: export again
+            shutil.rmtree(folder, ignore_errors=True)
     if st is None:
         st = load_sentence_transformer(ModelSource(source.name, path))
     try:
@@ -269,7 +276,7 @@ def export(st: Any, folder: Path) -> bool:
     meta: dict[str, Any] = {
         "version": CACHE_VERSION,
         "exported_from": str(getattr(hf.config, "_name_or_path", "")),
-        "dim": int(_dimension(st)),
+        "dim": dimension(st),
         **structure,
         "max_seq_length": max_seq_length,
         "max_positions": max_positions,
@@ -297,7 +304,7 @@ def export(st: Any, folder: Path) -> bool:
     return True
 
 
-def _dimension(st: Any) -> int:
+def dimension(st: Any) -> int:
     get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
     return int(get())
 
@@ -326,9 +333,7 @@ def _fuse(src: Path, dst: Path, config: Any) -> bool:
 def _agreement(folder: Path, onnx_path: Path, reference: np.ndarray) -> float:
     from paperboy.search.embed import OnnxEncoder
 
-    cache = OnnxCache.__new__(OnnxCache)
-    cache.folder, cache.fp32 = folder, onnx_path
-    cache.meta = json.loads((folder / "meta.json").read_text())
+    cache = OnnxCache(folder)
     tok = cache.tokenizer(int(cache.meta["max_seq_length"]))
     got = OnnxEncoder(onnx_path, tok, cache.meta, 1).encode(_CHECK_TEXTS, 8)
     return float((got * reference).sum(axis=1).min())
