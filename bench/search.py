@@ -2,6 +2,8 @@
 
     python bench/search.py --n 100000              # 200 queries
     python bench/search.py --n 2000 --queries 20   # CI's toy size
+    python bench/search.py --n 1000000 --workdir /tmp/pb1m   # keep what it builds; run again to time only
+
 
 Builds, in a temporary folder: a SQLite database of N papers, the tantivy keyword index over them and the
 usearch HNSW index over their vectors. Papers and vectors: the 74,728 real arXiv cs papers of
@@ -101,76 +103,117 @@ def corpus(
     )
 
 
-def run(n: int, queries: int, seed: int = 0) -> dict[str, Any]:
-    ids, vectors, records, qvecs, info = corpus(n, queries, seed)
-    query_records: list[dict[str, Any]] = info.pop("queries_from")
-    texts = [" ".join(r["title"].split()[:8]) for r in query_records]
-    embedder = load_embedder(None, threads=1)
-    with tempfile.TemporaryDirectory(prefix="paperboy-search-") as tmp:
-        root = Path(tmp)
-        engine = db.make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
-        db.upgrade(engine)
-        t = time.perf_counter()
-        for s in range(0, len(records), 5000):
-            batch = [Record(parse_line(r, "bench")) for r in records[s : s + 5000]]
-            with engine.begin() as conn:
-                upsert_records(conn, batch, NOW)
-        load_s = time.perf_counter() - t
+def _build(
+    root: Path, ids: list[str], vectors: np.ndarray, records: list[dict[str, Any]], model: str
+) -> dict[str, Any]:
+    """Load the database and build both indexes in `root`; their timings and sizes."""
+    n = len(ids)
+    engine = db.make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
+    db.upgrade(engine)
+    t = time.perf_counter()
+    for s in range(0, len(records), 5000):
+        batch = [Record(parse_line(r, "bench")) for r in records[s : s + 5000]]
+        with engine.begin() as conn:
+            upsert_records(conn, batch, NOW)
+    load_s = time.perf_counter() - t
 
-        t = time.perf_counter()
-        keyword = indexer.open_keyword_index(root / "keyword", engine)
-        keyword_s = time.perf_counter() - t
+    t = time.perf_counter()
+    keyword = indexer.open_keyword_index(root / "keyword", engine)
+    keyword_s = time.perf_counter() - t
+    keyword.close()
+    engine.dispose()
 
-        vector = VectorIndex.create(root / "vectors.hnsw", vectors.shape[1], embedder.model, capacity=n)
-        t = time.perf_counter()
-        for s in range(0, n, 50_000):
-            vector.upsert(ids[s : s + 50_000], vectors[s : s + 50_000])
-        build_s = time.perf_counter() - t
-        vector.save()
-        vector_bytes = sum(p.stat().st_size for p in root.glob("vectors.hnsw*"))
-        keyword_bytes = sum(p.stat().st_size for p in (root / "keyword").rglob("*") if p.is_file())
-
-        exact_s: list[float] = []
-        ann_s: list[float] = []
-        found = 0
-        with search_ann._one_blas_thread():
-            for q in qvecs:
-                t = time.perf_counter()
-                truth = {ids[j] for j in search_ann.exact_top(vectors, q)}
-                exact_s.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                got = vector.search(q, search_ann.K)
-                ann_s.append(time.perf_counter() - t)
-                found += len(truth & {i for i, _ in got})
-
-            searcher = Searcher(keyword, vector, embedder)
-            e2e_s: list[float] = []
-            modes: set[tuple[str, ...]] = set()
-            with engine.connect() as conn:
-                for text in texts[:5]:  # warm caches and code paths
-                    searcher.search(conn, SearchQuery(text + " warmup"))
-                for text in texts:
-                    t = time.perf_counter()
-                    res = searcher.search(conn, SearchQuery(text, limit=20))
-                    e2e_s.append(time.perf_counter() - t)
-                    modes.add(res.modes)
-        keyword.close()
-        engine.dispose()
+    vector = VectorIndex.create(root / "vectors.hnsw", vectors.shape[1], model, capacity=n)
+    t = time.perf_counter()
+    for s in range(0, n, 50_000):
+        vector.upsert(ids[s : s + 50_000], vectors[s : s + 50_000])
+    build_s = time.perf_counter() - t
+    vector.save()
+    vector_bytes = sum(p.stat().st_size for p in root.glob("vectors.hnsw*"))
+    keyword_bytes = sum(p.stat().st_size for p in (root / "keyword").rglob("*") if p.is_file())
     return {
-        "n": n,
+        "build_s": round(build_s, 1),
+        "keyword_build_s": round(keyword_s, 1),
+        "db_load_s": round(load_s, 1),
+        "index_bytes_per_paper": round(vector_bytes / n),
+        "keyword_bytes_per_paper": round(keyword_bytes / n),
+    }
+
+
+def _time_queries(
+    root: Path, ids: list[str], vectors: np.ndarray, qvecs: np.ndarray, texts: list[str], embedder: Any
+) -> dict[str, Any]:
+    engine = db.make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
+    keyword = indexer.open_keyword_index(root / "keyword", engine)
+    vector = VectorIndex.load(root / "vectors.hnsw", vectors.shape[1], embedder.model)
+    exact_s: list[float] = []
+    ann_s: list[float] = []
+    found = 0
+    with search_ann._one_blas_thread():
+        for q in qvecs:
+            t = time.perf_counter()
+            truth = {ids[j] for j in search_ann.exact_top(vectors, q)}
+            exact_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            got = vector.search(q, search_ann.K)
+            ann_s.append(time.perf_counter() - t)
+            found += len(truth & {i for i, _ in got})
+
+        searcher = Searcher(keyword, vector, embedder)
+        e2e_s: list[float] = []
+        modes: set[tuple[str, ...]] = set()
+        with engine.connect() as conn:
+            for text in texts[:5]:  # warm caches and code paths
+                searcher.search(conn, SearchQuery(text + " warmup"))
+            for text in texts:
+                t = time.perf_counter()
+                res = searcher.search(conn, SearchQuery(text, limit=20))
+                e2e_s.append(time.perf_counter() - t)
+                modes.add(res.modes)
+    keyword.close()
+    engine.dispose()
+    return {
         "recall_at_10": round(found / (search_ann.K * len(qvecs)), 4),
         "ann_p50_ms": search_ann._pct(ann_s, 50),
         "ann_p99_ms": search_ann._pct(ann_s, 99),
         "e2e_p50_ms": search_ann._pct(e2e_s, 50),
         "e2e_p99_ms": search_ann._pct(e2e_s, 99),
         "exact_p50_ms": search_ann._pct(exact_s, 50),
-        "build_s": round(build_s, 1),
-        "keyword_build_s": round(keyword_s, 1),
-        "db_load_s": round(load_s, 1),
-        "index_bytes_per_paper": round(vector_bytes / n),
-        "keyword_bytes_per_paper": round(keyword_bytes / n),
-        "queries": len(texts),
         "modes": sorted("+".join(m) for m in modes),
+    }
+
+
+def run(n: int, queries: int, seed: int = 0, workdir: Path | None = None) -> dict[str, Any]:
+    """Build (or, with a `workdir` that already holds this build, reuse) and time; the JSON line's fields."""
+    ids, vectors, records, qvecs, info = corpus(n, queries, seed)
+    query_records: list[dict[str, Any]] = info.pop("queries_from")
+    texts = [" ".join(r["title"].split()[:8]) for r in query_records]
+    embedder = load_embedder(None, threads=1)
+    with tempfile.TemporaryDirectory(prefix="paperboy-search-") as tmp:
+        root = Path(tmp) if workdir is None else workdir
+        root.mkdir(parents=True, exist_ok=True)
+        marker = root / "build.json"
+        key = {"n": n, "queries": queries, "seed": seed, "model": embedder.model}
+        built = json.loads(marker.read_text()) if marker.is_file() else None
+        reused = built is not None and built.get("key") == key
+        if not reused:
+            if workdir is not None and any(root.iterdir()):
+                raise SystemExit(
+                    f"{root} holds something else than this build; give an empty or new --workdir"
+                )
+            built = {"key": key, "figures": _build(root, ids, vectors, records, embedder.model)}
+            marker.write_text(json.dumps(built))
+        assert built is not None
+        timed = _time_queries(root, ids, vectors, qvecs, texts, embedder)
+    figures = built["figures"]
+    return {
+        "n": n,
+        **{k: timed[k] for k in ("recall_at_10", "ann_p50_ms", "ann_p99_ms", "e2e_p50_ms", "e2e_p99_ms")},
+        "exact_p50_ms": timed["exact_p50_ms"],
+        **figures,
+        "build_reused": reused,
+        "queries": len(texts),
+        "modes": timed["modes"],
         "model": embedder.model,
         **info,
     }
@@ -181,10 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="papers in the index (default 100,000)")
     parser.add_argument("--queries", type=int, default=200, help="timed queries (default 200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="build here and keep it (default: a temporary folder); a later run with the same --n, --queries "
+        "and --seed reuses the build and only times the queries (build figures are those of the first run)",
+    )
     args = parser.parse_args(argv)
     if args.n < 100 or args.queries < 1:
         parser.error("--n must be at least 100 and --queries at least 1")
-    print(json.dumps(run(args.n, args.queries, args.seed)))
+    print(json.dumps(run(args.n, args.queries, args.seed, args.workdir)))
     return 0
 
 
