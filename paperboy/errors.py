@@ -27,3 +27,31 @@ class IndexUnusable(PaperboyError):
 
 class EmbeddingUnavailable(PaperboyError):
     """The sentence-embedding model cannot be loaded (not installed, unknown name, unreadable files)."""
+
+
+class FieldInvalid(InvalidInput):
+    """A form field is malformed; `field` names it so that the form can show the message beside it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(PaperboyError):
+    """The change clashes with what is stored (a taken username, a paper already submitted)."""
+
+
+class Unauthorized(PaperboyError):
+    """The request needs a signed-in member (or a valid API token) and has none."""
+
+
+class Forbidden(PaperboyError):
+    """The member is signed in but may not do this (not theirs, not an admin, a bad CSRF token)."""
+
+
+class RateLimited(PaperboyError):
+    """Too many attempts of one kind in a window; `retry_after` seconds until the next is allowed."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -147,3 +147,67 @@ class StoredPaper:
     def num_comments(self) -> int:
         upstream = self.featuring.num_comments if self.featuring else 0
         return upstream + self.local_comments
+
+
+@dataclass(frozen=True)
+class User:
+    """A member of this hub. The password hash never leaves the store."""
+
+    id: int
+    username: str
+    email: str
+    created_at: datetime
+    fullname: str | None = None
+    is_admin: bool = False
+    disabled: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.fullname or self.username
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A personal API token as listed on the settings page (the secret itself is shown once, at creation)."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment on a paper: top level (`parent_id` None) or a reply to one."""
+
+    id: int
+    arxiv_id: str
+    user_id: int | None
+    username: str | None  # None once the account is deleted
+    parent_id: int | None
+    body: str  # Markdown as written; "" once deleted
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    hidden_at: datetime | None = None
+    author_fullname: str | None = None
+
+    @property
+    def visible(self) -> bool:
+        return self.deleted_at is None and self.hidden_at is None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A member's claim to be one of a paper's authors; an admin approves or rejects it."""
+
+    id: int
+    user_id: int
+    username: str
+    arxiv_id: str
+    author_name: str
+    status: str  # "pending" | "approved" | "rejected"
+    created_at: datetime
+    decided_at: datetime | None = None

@@ -132,3 +132,89 @@ embeddings = sa.Table(
     sa.Column("embedded_at", UTCDateTime(), nullable=False),
 )
 sa.Index("ix_embeddings_model_embedded_at", embeddings.c.model, embeddings.c.embedded_at)
+
+
+# Migration 0004: members and what they do (issue 4).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(40), nullable=False),  # as typed; unique case-insensitively (key)
+    sa.Column("username_key", sa.String(40), nullable=False, unique=True),  # lower-case
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # lower-cased
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, PHC string
+    sa.Column("fullname", sa.String(100), nullable=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256 of the cookie's value
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_sessions_user_id", sessions.c.user_id)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the token
+    sa.Column("prefix", sa.String(16), nullable=False),  # shown in lists so a member can tell tokens apart
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+)
+sa.Index("ix_api_tokens_user_id", api_tokens.c.user_id)
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_votes_arxiv_id", votes.c.arxiv_id)
+
+comments = sa.Table(
+    "comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("comments.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),  # Markdown as written; rendered and sanitised on display
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("edited_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),  # by its author (or the account's deletion)
+    sa.Column("hidden_at", UTCDateTime(), nullable=True),  # by an admin
+)
+sa.Index("ix_comments_arxiv_id", comments.c.arxiv_id)
+sa.Index("ix_comments_user_id", comments.c.user_id)
+
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "author_name", sa.Text, nullable=False
+    ),  # which of the paper's authors the member says they are
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("user_id", "arxiv_id", name="uq_claims_user_id_arxiv_id"),
+)
+sa.Index("ix_claims_arxiv_id", claims.c.arxiv_id)

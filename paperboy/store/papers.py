@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from paperboy.db.schema import featurings, papers
+from paperboy.db.schema import comments, featurings, papers, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts
 from paperboy.store.merge import merge_featuring, merge_paper
@@ -196,6 +196,45 @@ def count_featured(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(featurings)).scalar_one()
 
 
+def local_engagement(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Members' upvotes and visible comments per paper, for the ids that have any."""
+    out: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        vote_counts: dict[str, int] = dict(
+            conn.execute(
+                sa.select(votes.c.arxiv_id, sa.func.count())
+                .where(votes.c.arxiv_id.in_(chunk))
+                .group_by(votes.c.arxiv_id)
+            ).all()
+        )
+        comment_counts: dict[str, int] = dict(
+            conn.execute(
+                sa.select(comments.c.arxiv_id, sa.func.count())
+                .where(
+                    comments.c.arxiv_id.in_(chunk),
+                    comments.c.deleted_at.is_(None),
+                    comments.c.hidden_at.is_(None),
+                )
+                .group_by(comments.c.arxiv_id)
+            ).all()
+        )
+        for arxiv_id in vote_counts.keys() | comment_counts.keys():
+            out[arxiv_id] = (vote_counts.get(arxiv_id, 0), comment_counts.get(arxiv_id, 0))
+    return out
+
+
+def with_engagement(conn: Connection, items: list[StoredPaper]) -> list[StoredPaper]:
+    """`items` with their members' upvotes and comments counted in."""
+    counts = local_engagement(conn, [i.paper.arxiv_id for i in items])
+    if not counts:
+        return items
+    out = []
+    for item in items:
+        got = counts.get(item.paper.arxiv_id)
+        out.append(replace(item, local_upvotes=got[0], local_comments=got[1]) if got else item)
+    return out
+
+
 def get_paper(conn: Connection, arxiv_id: str) -> StoredPaper | None:
     """A paper with its most recent featuring (if it was ever on the daily list)."""
     row = conn.execute(sa.select(papers).where(papers.c.arxiv_id == arxiv_id)).mappings().first()
@@ -211,7 +250,9 @@ def get_paper(conn: Connection, arxiv_id: str) -> StoredPaper | None:
         .mappings()
         .first()
     )
-    return StoredPaper(row_to_paper(row), _row_to_featuring(feat) if feat else None)
+    return with_engagement(conn, [StoredPaper(row_to_paper(row), _row_to_featuring(feat) if feat else None)])[
+        0
+    ]
 
 
 def get_papers(conn: Connection, ids: Sequence[str]) -> dict[str, StoredPaper]:
@@ -225,7 +266,7 @@ def get_papers(conn: Connection, ids: Sequence[str]) -> dict[str, StoredPaper]:
             feats[row["arxiv_id"]] = _row_to_featuring(row)
         for row in conn.execute(sa.select(papers).where(papers.c.arxiv_id.in_(chunk))).mappings():
             out[row["arxiv_id"]] = StoredPaper(row_to_paper(row), feats.get(row["arxiv_id"]))
-    return out
+    return {i.paper.arxiv_id: i for i in with_engagement(conn, list(out.values()))}
 
 
 FeaturedSort = Literal["upvotes", "publishedAt", "trending"]
@@ -253,7 +294,8 @@ def featured(conn: Connection, q: FeaturedQuery) -> list[StoredPaper]:
     stmt = sa.select(papers, featurings).join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id)
     stmt = _featured_filters(stmt, q)
     stmt = stmt.order_by(featurings.c.day.desc(), featurings.c.upvotes.desc(), papers.c.arxiv_id)
-    return [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()]
+    items = [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in conn.execute(stmt).mappings()]
+    return with_engagement(conn, items)
 
 
 def featured_page(conn: Connection, q: FeaturedQuery, offset: int, limit: int) -> list[StoredPaper]:
@@ -264,7 +306,7 @@ def featured_page(conn: Connection, q: FeaturedQuery, offset: int, limit: int) -
         featurings.c.day.desc(), featurings.c.submitted_at.desc().nulls_last(), papers.c.arxiv_id.desc()
     )
     rows = conn.execute(stmt.offset(offset).limit(limit)).mappings()
-    return [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in rows]
+    return with_engagement(conn, [StoredPaper(row_to_paper(row), _row_to_featuring(row)) for row in rows])
 
 
 def latest_featured_day(conn: Connection) -> date | None:

@@ -2,30 +2,49 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from paperboy import __version__
-from paperboy.errors import InvalidInput, NotFound, PaperboyError
+from paperboy import __version__, accounts
+from paperboy.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PaperboyError,
+    RateLimited,
+    Unauthorized,
+)
+from paperboy.models import Paper
 from paperboy.templating import make_environment
-from paperboy.web import api, feeds, pages
+from paperboy.web import api, feeds, pages, security
 from paperboy.web.deps import Site
+from paperboy.web.security import Limiter, RateLimits
 
 if TYPE_CHECKING:
     from paperboy.search.hybrid import Searcher
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SWAGGER_UI = "swagger-ui-5.35.0"
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>paperboy API</title>
+<link rel="stylesheet" href="{ui}/swagger-ui.css"><link rel="icon" href="{ui}/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="{ui}/swagger-ui-bundle.js"></script><script src="/static/swagger-init.js"></script>
+</body></html>
+"""
 
 
 def _utcnow() -> datetime:
@@ -44,17 +63,32 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _referer_path(request: Request) -> str:
+    """Where a refused form was sent from, as a path on this site (for "sign in, then come back")."""
+    referer = request.headers.get("referer", "")
+    base = str(request.base_url)
+    path = "/" + referer[len(base) :] if referer.startswith(base) else "/papers"
+    return security.safe_next(path)
+
+
 def create_app(
     engine: Engine,
     *,
     site: Site | None = None,
     clock: Callable[[], datetime] = _utcnow,
     searcher: Searcher | None = None,
+    secret_key: bytes | None = None,
+    rate_limits: RateLimits | None = None,
+    hasher: PasswordHasher | None = None,
+    fetch_paper: Callable[[str], Paper | None] | None = None,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
 
     `searcher` (hybrid BM25 + vector search over persisted indexes) is built by `paperboy serve`; without
     one, search falls back to a plain keyword scan of the database and "Similar papers" stays empty.
+    `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
+    need a reload). `fetch_paper(arxiv_id)` looks a submitted paper up on arXiv; without it only papers
+    already stored can be submitted.
     """
     app = FastAPI(
         title="paperboy",
@@ -72,6 +106,10 @@ def create_app(
     app.state.site = site or Site(name="paperboy", public_url="http://localhost:8000", trending_days=7)
     app.state.templates = make_environment()
     app.state.searcher = searcher
+    app.state.secret_key = secret_key or secrets.token_bytes(32)
+    app.state.limiter = Limiter(rate_limits or RateLimits())
+    app.state.hasher = hasher or accounts.new_hasher()
+    app.state.fetch_paper = fetch_paper
 
     def error_response(request: Request, status: int, message: str) -> Response:
         if _wants_json(request):
@@ -86,6 +124,30 @@ def create_app(
     @app.exception_handler(InvalidInput)
     def _invalid(request: Request, exc: InvalidInput) -> Response:
         return error_response(request, 400, str(exc))
+
+    @app.exception_handler(Unauthorized)
+    def _unauthorized(request: Request, exc: Unauthorized) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        back = request.url.path if request.method == "GET" else _referer_path(request)
+        target = "/login?next=" + quote(back, safe="/")
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return error_response(request, 403, str(exc))
+
+    @app.exception_handler(Conflict)
+    def _conflict(request: Request, exc: Conflict) -> Response:
+        return error_response(request, 409, str(exc))
+
+    @app.exception_handler(RateLimited)
+    def _rate_limited(request: Request, exc: RateLimited) -> Response:
+        response = error_response(request, 429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(PaperboyError)
     def _other(request: Request, exc: PaperboyError) -> Response:
@@ -104,14 +166,11 @@ def create_app(
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title="paperboy API",
-            swagger_js_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui-bundle.js",
-            swagger_css_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui.css",
-            swagger_favicon_url=f"/static/vendor/{SWAGGER_UI}/favicon-32x32.png",
-        )
+        # FastAPI's own page starts Swagger UI from an inline <script>, which our CSP forbids: same page,
+        # started from a static file instead.
+        return HTMLResponse(SWAGGER_PAGE.format(ui=f"/static/vendor/{SWAGGER_UI}"))
 
+    app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(feeds.router)

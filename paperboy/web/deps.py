@@ -1,4 +1,5 @@
-"""What route functions receive: a connection, the clock and the site configuration, all from app.state."""
+"""What route functions receive: a connection, the clock, the site configuration and the viewer (from
+app.state and the request's cookies)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from fastapi import Request
+from argon2 import PasswordHasher
+from fastapi import Depends, Request
 from jinja2 import Environment
 from sqlalchemy.engine import Connection, Engine
+
+from paperboy import accounts
+from paperboy.errors import Forbidden, Unauthorized
+from paperboy.models import User
+from paperboy.web import security
+from paperboy.web.security import Limiter
 
 if TYPE_CHECKING:
     from paperboy.search.hybrid import Searcher
@@ -50,3 +58,64 @@ def templates(request: Request) -> Environment:
 def searcher(request: Request) -> Searcher | None:
     """The hybrid searcher, when the app was built with one (see create_app)."""
     return request.app.state.searcher
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: the signed-in member (or None), and the CSRF token their forms carry."""
+
+    user: User | None
+    csrf: str
+    session: str | None = None  # the session cookie's value, when signed in
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user is not None and self.user.is_admin
+
+
+def viewer(request: Request, conn: Connection = Depends(conn)) -> Viewer:
+    """The member behind the session cookie. Reading it writes nothing (sessions expire by their date)."""
+    cached = getattr(request.state, "viewer", None)
+    if cached is not None:
+        return cached
+    token = request.cookies.get(security.SESSION_COOKIE)
+    user = accounts.session_user(conn, token, now(request)) if token else None
+    seen = Viewer(user, security.csrf_token(request), token if user else None)
+    request.state.viewer = seen
+    return seen
+
+
+def member(who: Viewer = Depends(viewer)) -> User:
+    """A signed-in member, or Unauthorized (pages send the visitor to /login)."""
+    if who.user is None:
+        raise Unauthorized("Sign in to do that.")
+    return who.user
+
+
+def admin(who: Viewer = Depends(viewer)) -> User:
+    if who.user is None:
+        raise Unauthorized("Sign in to do that.")
+    if not who.user.is_admin:
+        raise Forbidden("Only an admin can do that.")
+    return who.user
+
+
+def api_member(request: Request, conn: Connection = Depends(conn)) -> User:
+    """The member an API write acts for: by `Authorization: Bearer <token>` (then cookies are ignored), or by
+    the session cookie (then the CSRF header was checked by the router)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, secret = header.partition(" ")
+        found = accounts.token_user(conn, secret.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise Unauthorized("Invalid or revoked API token.")
+        return found[0]
+    return member(viewer(request, conn))
+
+
+def hasher(request: Request) -> PasswordHasher:
+    return request.app.state.hasher
+
+
+def limiter(request: Request) -> Limiter:
+    return request.app.state.limiter

@@ -1,0 +1,224 @@
+"""Members: sign-up, sign-in, sessions, passwords and API tokens.
+
+Passwords are hashed with argon2id (argon2-cffi, the algorithm OWASP recommends first); session ids and API
+tokens are random 256-bit secrets of which only a SHA-256 is stored, so a leaked database signs no one in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
+
+from paperboy.errors import FieldInvalid, NotFound
+from paperboy.models import ApiToken, User
+from paperboy.store import users as store
+
+SESSION_DAYS = 30
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,38}[A-Za-z0-9]")
+EMAIL = re.compile(r"[^@\s<>\"'()\[\],;:\\]+@[^@\s<>\"'()\[\],;:\\]+\.[^@\s<>\"'()\[\],;:\\]+")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # argon2 reads every byte: bound the work one request can ask for
+TOKEN_PREFIX = "pb_"
+# Usernames that would read as the site itself in a profile URL or a comment.
+RESERVED = frozenset(
+    {"admin", "administrator", "root", "system", "paperboy", "support", "deleted", "anonymous"}
+)
+
+
+def new_hasher() -> PasswordHasher:
+    """argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile: t=3, 64 MiB, p=4)."""
+    return PasswordHasher()
+
+
+def digest(secret: str) -> str:
+    """What the database keeps of a session id or API token."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def clean_username(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise FieldInvalid("username", "Choose a username.")
+    if not USERNAME.fullmatch(name):
+        raise FieldInvalid(
+            "username",
+            "A username is 3 to 40 letters, digits, '-' or '_', starting and ending with a letter or digit.",
+        )
+    if name.lower() in RESERVED:
+        raise FieldInvalid("username", f"The username {name!r} is reserved.")
+    return name
+
+
+def clean_email(value: str) -> str:
+    email = value.strip().lower()
+    if not email:
+        raise FieldInvalid("email", "Enter your email address.")
+    if len(email) > 254 or not EMAIL.fullmatch(email):
+        raise FieldInvalid("email", "That does not look like an email address.")
+    return email
+
+
+def check_password(password: str, username: str = "", field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise FieldInvalid(field, f"A password needs at least {MIN_PASSWORD} characters.")
+    if len(password) > MAX_PASSWORD:
+        raise FieldInvalid(field, f"A password may have at most {MAX_PASSWORD} characters.")
+    if username and password.lower() == username.lower():
+        raise FieldInvalid(field, "Your password must not be your username.")
+
+
+def create_user(
+    conn: Connection,
+    hasher: PasswordHasher,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    now: datetime,
+    admin: bool | None = None,
+) -> User:
+    """A new member. The first member of a hub is its admin unless `admin` says otherwise."""
+    username, email = clean_username(username), clean_email(email)
+    check_password(password, username)
+    if store.username_taken(conn, username):
+        raise FieldInvalid("username", f"The username {username!r} is taken.")
+    if store.email_taken(conn, email):
+        raise FieldInvalid("email", "An account with that email address exists; sign in instead.")
+    is_admin = store.count_users(conn) == 0 if admin is None else admin
+    return store.insert_user(
+        conn, username=username, email=email, password_hash=hasher.hash(password), is_admin=is_admin, now=now
+    )
+
+
+def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
+    try:
+        return hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(conn: Connection, hasher: PasswordHasher, login: str, password: str) -> User | None:
+    """The member these credentials belong to, or None (unknown name, wrong password, disabled account).
+
+    An unknown name costs one argon2 verification too, so timing does not tell which names exist. A hash
+    made with weaker parameters than today's is upgraded on the way (the caller's transaction).
+    """
+    login = login.strip()
+    found = store.credentials(conn, login) if login and len(password) <= MAX_PASSWORD else None
+    if found is None:
+        _verify(hasher, _dummy_hash(hasher), password[:MAX_PASSWORD])
+        return None
+    user, stored = found
+    if not _verify(hasher, stored, password) or user.disabled:
+        return None
+    if hasher.check_needs_rehash(stored):
+        store.set_password_hash(conn, user.id, hasher.hash(password))
+    return user
+
+
+_DUMMY: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    if key not in _DUMMY:
+        _DUMMY[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY[key]
+
+
+def change_password(
+    conn: Connection, hasher: PasswordHasher, user: User, current: str, new: str, keep_session: str | None
+) -> None:
+    """Set a new password after checking the current one; every other session of the member ends."""
+    stored = store.password_hash(conn, user.id)
+    if stored is None or not _verify(hasher, stored, current):
+        raise FieldInvalid("current_password", "That is not your current password.")
+    check_password(new, user.username)
+    store.set_password_hash(conn, user.id, hasher.hash(new))
+    store.delete_sessions(conn, user.id, keep=digest(keep_session) if keep_session else None)
+
+
+def delete_account(
+    conn: Connection, hasher: PasswordHasher, user: User, password: str, now: datetime
+) -> None:
+    stored = store.password_hash(conn, user.id)
+    if stored is None or not _verify(hasher, stored, password):
+        raise FieldInvalid("password", "That is not your password.")
+    store.delete_user(conn, user.id, now)
+
+
+# --- sessions -----------------------------------------------------------------------------------------------
+
+
+def start_session(conn: Connection, user: User, now: datetime) -> str:
+    """A new session for `user`; the secret goes into the cookie, its digest into the database."""
+    token = secrets.token_urlsafe(32)
+    store.insert_session(conn, digest(token), user.id, now, now + timedelta(days=SESSION_DAYS))
+    return token
+
+
+def session_user(conn: Connection, token: str | None, now: datetime) -> User | None:
+    if not token or len(token) > 200:
+        return None
+    return store.session_user(conn, digest(token), now)
+
+
+def end_session(conn: Connection, token: str | None) -> None:
+    if token:
+        store.delete_session(conn, digest(token))
+
+
+# --- API tokens ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: ApiToken
+    secret: str  # shown once; only its digest is stored
+
+
+def clean_token_name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise FieldInvalid("name", "Give the token a name, e.g. the script that will use it.")
+    if len(name) > 100:
+        raise FieldInvalid("name", "A token name has at most 100 characters.")
+    return name
+
+
+def create_token(conn: Connection, user: User, name: str, now: datetime) -> NewToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = store.insert_token(
+        conn,
+        user_id=user.id,
+        name=clean_token_name(name),
+        token_hash=digest(secret),
+        prefix=secret[:10],
+        now=now,
+    )
+    return NewToken(token, secret)
+
+
+def revoke_token(conn: Connection, user: User, token_id: int) -> None:
+    if not store.delete_token(conn, user.id, token_id):
+        raise NotFound(f"no token {token_id} of yours")
+
+
+def token_user(conn: Connection, secret: str) -> tuple[User, int] | None:
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    return store.token_user(conn, digest(secret))
+
+
+def user_named(conn: Connection, username: str) -> User:
+    user = store.get_user_by_name(conn, username)
+    if user is None:
+        raise NotFound(f"no member named {username!r}")
+    return user

@@ -1,0 +1,192 @@
+"""What keeps writes honest: CSRF tokens, rate limits, security headers, safe `next=` targets.
+
+CSRF: a token is HMAC-SHA256(secret key, the session cookie's value), or of an anonymous `pb_csrf` cookie for
+visitors who are not signed in (sign-up and sign-in forms). Binding it to the session means a token seen
+before sign-in is worthless after it, and one member's token is worthless to another. Every POST / PUT /
+PATCH / DELETE under the protected routers must carry it as the form field `csrf_token` or the header
+`X-CSRF-Token` (htmx sends it through `hx-headers` on <body>); requests that authenticate with an API token
+(`Authorization: Bearer …`) carry no cookies' authority and need none.
+
+Rate limits use the `limits` package (moving windows, in this process's memory): the counts reset when the
+server restarts, which is acceptable for throttling guessers and floods on one server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paperboy.errors import Forbidden, RateLimited
+
+SESSION_COOKIE = "pb_session"
+ANON_COOKIE = "pb_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+_NEW_ANON = "new_csrf_cookie"  # request.state attribute; the middleware reads it
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# No inline script anywhere (htmx's indicator <style> is switched off in base.html's htmx-config). Styles
+# allow inline attributes because KaTeX positions glyphs with them.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+def is_https(request: Request, public_url: str) -> bool:
+    return request.url.scheme == "https" or public_url.startswith("https://")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: the headers above on every response, and the anonymous CSRF cookie when a page
+    handed one out (it is only a random value, so setting it on a GET changes no data)."""
+
+    def __init__(self, app: ASGIApp, public_url: str) -> None:
+        self.app = app
+        self.secure = public_url.startswith("https://")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
+                names = {k.lower() for k, _ in headers}
+                headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in names)
+                anon = scope.get("state", {}).get(_NEW_ANON)
+                if anon:
+                    secure = "; Secure" if self.secure or scope.get("scheme") == "https" else ""
+                    cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
+                    headers.append((b"set-cookie", cookie.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _sign(key: bytes, basis: str) -> str:
+    return hmac.new(key, b"csrf:" + basis.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request) -> str:
+    """The token this visitor's forms must send back. Hands out an anonymous cookie when there is none."""
+    key: bytes = request.app.state.secret_key
+    basis = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
+    if not basis:
+        basis = getattr(request.state, _NEW_ANON, None) or secrets.token_urlsafe(32)
+        setattr(request.state, _NEW_ANON, basis)
+    return _sign(key, basis)
+
+
+def set_session_csrf_basis(request: Request, session_token: str) -> str:
+    """The token forms must send once `session_token` is the visitor's session (right after sign-in)."""
+    return _sign(request.app.state.secret_key, session_token)
+
+
+async def require_csrf(request: Request) -> None:
+    """Router dependency: a state-changing request without the right token is refused before it runs."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return  # API token: the route authenticates it and never falls back to cookies
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+    basis = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
+    if not sent or not basis:
+        raise Forbidden(
+            "Missing CSRF token: this form expired or did not come from this site. Reload and retry."
+        )
+    if not hmac.compare_digest(sent, _sign(request.app.state.secret_key, basis)):
+        raise Forbidden(
+            "Wrong CSRF token: this form expired or did not come from this site. Reload and retry."
+        )
+
+
+def safe_next(value: str | None, default: str = "/papers") -> str:
+    """A `next=` target only when it is a path on this site (no scheme, no host, no `//` or `\\` tricks)."""
+    if not value or len(value) > 2000:
+        return default
+    if not value.startswith("/") or value.startswith(("//", "/\\")) or "\\" in value:
+        return default
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How many of each action one key (an account, an address, a member) may take per window."""
+
+    signin: str = "10 per 5 minutes"  # per account and per IP
+    signup: str = "5 per hour"  # per IP
+    vote: str = "60 per minute"  # per member
+    comment: str = "10 per minute"  # per member
+    submit: str = "20 per hour"  # per member
+    claim: str = "20 per hour"  # per member
+
+    def parsed(self) -> dict[str, RateLimitItem]:
+        return {name: parse(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+class Limiter:
+    """`hit(kind, *keys)`: count one attempt against every key, or raise RateLimited (counting nothing) when
+    any of them is spent."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self._items = limits.parsed()
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def hit(self, kind: str, keys: Iterable[str]) -> None:
+        item = self._items[kind]
+        keys = [k for k in keys if k]
+        for key in keys:
+            if not self._limiter.test(item, kind, key):
+                stats: Any = self._limiter.get_window_stats(item, kind, key)
+                retry = max(1, int(stats.reset_time - time.time()))
+                raise RateLimited(f"Too many {_KIND_WORDS.get(kind, kind)}; try again in {retry} s.", retry)
+        for key in keys:
+            self._limiter.hit(item, kind, key)
+
+
+_KIND_WORDS = {
+    "signin": "sign-in attempts",
+    "signup": "sign-ups from this address",
+    "vote": "upvotes",
+    "comment": "comments",
+    "submit": "submissions",
+    "claim": "authorship claims",
+}
