@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from fastapi import Depends, Request
@@ -98,6 +98,22 @@ def admin(who: Viewer = Depends(viewer)) -> User:
     if not who.user.is_admin:
         raise Forbidden("Only an admin can do that.")
     return who.user
+
+
+class Pages:
+    """Renders pages with the viewer (signed-in member, CSRF token) in every page's context, so that the
+    header, the upvote buttons and every form know who is looking."""
+
+    def __init__(self, env: Environment, seen: Viewer) -> None:
+        self.env = env
+        self.viewer = seen
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(viewer=self.viewer, **context)
+
+
+def pages(request: Request, seen: Viewer = Depends(viewer)) -> Pages:
+    return Pages(request.app.state.templates, seen)
 
 
 def api_member(request: Request, conn: Connection = Depends(conn)) -> User:

@@ -33,8 +33,8 @@ from paperboy.search.query import (
     SearchResults,
     has_words,
 )
-from paperboy.web import deps, listings
-from paperboy.web.deps import Site
+from paperboy.web import deps, listings, security
+from paperboy.web.deps import Pages, Site
 
 if TYPE_CHECKING:
     from paperboy.search.hybrid import Searcher
@@ -91,16 +91,34 @@ def period_title(period: Period) -> str:
     return f"{period.start:%B %Y}"
 
 
-def _render(templates: Environment, name: str, **context: Any) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context))
+def _render(templates: Pages, name: str, **context: Any) -> HTMLResponse:
+    return HTMLResponse(templates.render(name, **context))
+
+
+def _error_viewer(request: Request) -> deps.Viewer:
+    seen = getattr(request.state, "viewer", None)
+    if seen is not None:
+        return seen
+    try:
+        with request.app.state.engine.connect() as conn:
+            return deps.viewer(request, conn)
+    except Exception:  # an error page must render even when the database is what failed
+        return deps.Viewer(None, security.csrf_token(request))
 
 
 def render_error(request: Request, status: int, message: str) -> str:
     """The HTML error page (app.py uses it for every non-API error)."""
     templates: Environment = request.app.state.templates
     site: Site = request.app.state.site
-    titles = {400: "That address is not quite right", 404: "Not found"}
+    titles = {
+        400: "That address is not quite right",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Already there",
+        429: "Slow down",
+    }
     return templates.get_template("pages/error.html").render(
+        viewer=_error_viewer(request),
         site=site,
         status=status,
         title=titles.get(status, "Something went wrong"),
@@ -173,7 +191,7 @@ def _empty_state(period: Period | None, today: date) -> dict[str, str]:
 
 
 def _list_page(
-    templates: Environment,
+    templates: Pages,
     *,
     site: Site,
     now: datetime,
@@ -263,7 +281,7 @@ def _search_subtitle(results: SearchResults, q: str) -> str:
 
 
 def _search_page(
-    templates: Environment,
+    templates: Pages,
     conn: Connection,
     searcher: Searcher | None,
     *,
@@ -353,7 +371,7 @@ def papers_latest(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
     searcher: Searcher | None = Depends(deps.searcher),
 ) -> HTMLResponse:
     """The newest day with papers; with `q`, search results (filters `from`, `to`, `category`)."""
@@ -403,7 +421,7 @@ _PERIOD_PAGES = {
 
 
 def _period_page(
-    period: Period, sort: str, p: int, conn: Connection, now: datetime, site: Site, templates: Environment
+    period: Period, sort: str, p: int, conn: Connection, now: datetime, site: Site, templates: Pages
 ) -> HTMLResponse:
     """A day, week or month page: one shape, three headings."""
     listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
@@ -432,7 +450,7 @@ def papers_day(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
 ) -> HTMLResponse:
     return _period_page(day_period(parse_day(day)), sort, p, conn, now, site, templates)
 
@@ -445,7 +463,7 @@ def papers_week(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
 ) -> HTMLResponse:
     return _period_page(parse_week(week), sort, p, conn, now, site, templates)
 
@@ -458,7 +476,7 @@ def papers_month(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
 ) -> HTMLResponse:
     return _period_page(parse_month(month), sort, p, conn, now, site, templates)
 
@@ -469,7 +487,7 @@ def papers_trending(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
 ) -> HTMLResponse:
     listing = listings.trending_listing(conn, now, site.trending_days)
     window = listing.period
@@ -501,7 +519,7 @@ def papers_trending(
 def about(
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
 ) -> HTMLResponse:
     return _render(templates, "pages/about.html", site=site, today=now.date(), q="", title="About")
 
@@ -526,7 +544,7 @@ def paper_page(
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
-    templates: Environment = Depends(deps.templates),
+    templates: Pages = Depends(deps.pages),
     searcher: Searcher | None = Depends(deps.searcher),
 ) -> HTMLResponse | RedirectResponse:
     if arxiv_id.strip("/") == "":
