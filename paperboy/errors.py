@@ -41,6 +41,14 @@ class Conflict(PaperboyError):
     """The change clashes with what is stored (a taken username, a paper already submitted)."""
 
 
+class AlreadySubmitted(Conflict):
+    """The paper submitted is already on the daily list; `arxiv_id` names it, so a form can link to it."""
+
+    def __init__(self, message: str, arxiv_id: str) -> None:
+        super().__init__(message)
+        self.arxiv_id = arxiv_id
+
+
 class Unauthorized(PaperboyError):
     """The request needs a signed-in member (or a valid API token) and has none."""
 

@@ -29,7 +29,7 @@ from paperboy.errors import (
 )
 from paperboy.models import Paper
 from paperboy.templating import make_environment
-from paperboy.web import account, api, feeds, pages, security
+from paperboy.web import account, api, feeds, pages, security, votes
 from paperboy.web.deps import Site
 from paperboy.web.security import Limiter, RateLimits
 
@@ -174,6 +174,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(account.router)
+    app.include_router(votes.api_router)
+    app.include_router(votes.router)
     app.include_router(feeds.router)
     app.include_router(pages.router)
     return app

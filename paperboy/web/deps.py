@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from paperboy import accounts
 from paperboy.errors import Forbidden, Unauthorized
-from paperboy.models import User
+from paperboy.models import StoredPaper, User
+from paperboy.store import votes as store_votes
 from paperboy.web import security
 from paperboy.web.security import Limiter
 
@@ -101,19 +102,38 @@ def admin(who: Viewer = Depends(viewer)) -> User:
 
 
 class Pages:
-    """Renders pages with the viewer (signed-in member, CSRF token) in every page's context, so that the
-    header, the upvote buttons and every form know who is looking."""
+    """Renders pages with the viewer (signed-in member, CSRF token) and the page's own path (`here`, where
+    forms come back to) in every page's context. When the page shows papers (`items`, `item` or
+    `similar`), `voted` holds the ids among them that the member upvoted, so every upvote button is drawn
+    pressed or not without each route asking."""
 
-    def __init__(self, env: Environment, seen: Viewer) -> None:
+    def __init__(self, env: Environment, seen: Viewer, here: str, engine: Engine) -> None:
         self.env = env
         self.viewer = seen
+        self.here = here
+        self._engine = engine
+
+    def _voted(self, context: dict[str, Any]) -> set[str]:
+        if self.viewer.user is None:
+            return set()
+        shown: list[StoredPaper] = list(context.get("items") or [])
+        if isinstance(context.get("item"), StoredPaper):
+            shown.append(context["item"])
+        ids = [i.paper.arxiv_id for i in shown]
+        if not ids:
+            return set()
+        with self._engine.connect() as c:
+            return store_votes.voted_ids(c, self.viewer.user.id, ids)
 
     def render(self, name: str, **context: Any) -> str:
+        context.setdefault("here", self.here)
+        context.setdefault("voted", self._voted(context))
         return self.env.get_template(name).render(viewer=self.viewer, **context)
 
 
 def pages(request: Request, seen: Viewer = Depends(viewer)) -> Pages:
-    return Pages(request.app.state.templates, seen)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Pages(request.app.state.templates, seen, security.safe_next(here), request.app.state.engine)
 
 
 def api_member(request: Request, conn: Connection = Depends(conn)) -> User:

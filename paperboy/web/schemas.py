@@ -75,6 +75,11 @@ class PaperModel(_Hf):
     submitted_on_daily_by: User | None = Field(default=None, alias="submittedOnDailyBy")
     summary: str = Field(description="The abstract.")
     upvotes: int = Field(description="Upvotes on the daily list: those imported from upstream plus ours.")
+    local_upvotes: int = Field(
+        default=0,
+        alias="localUpvotes",
+        description="Of `upvotes`, those given by members of this hub (ours).",
+    )
     ai_summary: str | None = None
     ai_keywords: list[str] | None = None
     github_repo: str | None = Field(default=None, alias="githubRepo")
@@ -144,6 +149,7 @@ def paper_model(item: StoredPaper) -> PaperModel:
         submittedOnDailyBy=_user(f.submitter) if f is not None else None,
         summary=p.abstract,
         upvotes=item.upvotes,
+        localUpvotes=item.local_upvotes,
         ai_summary=p.ai_summary,
         ai_keywords=list(p.ai_keywords) if p.ai_keywords is not None else None,
         githubRepo=p.github_repo,
