@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -111,6 +111,34 @@ class Settings(BaseSettings):
         le=64,
         description="Threads one search query's embedding may use (queries run in their own small pool).",
     )
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs CSRF tokens (and links in mails). Default: a random key created once in "
+            "data_dir/secret_key; set it when several servers share one database."
+        ),
+    )
+    rate_signin: str = Field(
+        default="10 per 5 minutes",
+        description="Sign-in attempts allowed per account and per address (a `limits` string), then 429.",
+    )
+    rate_signup: str = Field(default="5 per hour", description="Sign-ups allowed per address.")
+    rate_vote: str = Field(default="60 per minute", description="Upvote toggles allowed per member.")
+    rate_comment: str = Field(default="10 per minute", description="Comments allowed per member.")
+    rate_submit: str = Field(default="20 per hour", description="Paper submissions allowed per member.")
+    rate_claim: str = Field(default="20 per hour", description="Authorship claims allowed per member.")
+
+    @field_validator("rate_signin", "rate_signup", "rate_vote", "rate_comment", "rate_submit", "rate_claim")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            parse(v)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a rate like '10 per 5 minutes' or '60/minute'") from exc
+        return v
 
     @field_validator("arxiv_categories", mode="before")
     @classmethod

@@ -6,6 +6,8 @@ An entry-point helper (like cli): it reads Settings and builds the clients the j
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +105,22 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
 
 
 # --- search indexes ----------------------------------------------------------------------------------------
+
+
+def secret_key(settings: Settings) -> bytes:
+    """PAPERBOY_SECRET_KEY, or the random key kept in data_dir/secret_key (made owner-only on first use)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise PaperboyError(f"{path} holds too short a key: delete it to have a new one made")
+    return key.encode()
 
 
 def index_dir(settings: Settings) -> Path:

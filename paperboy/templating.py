@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from paperboy import markdown as md
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
@@ -22,6 +24,28 @@ def short_date(value: date | datetime | None, today: date | None = None) -> str:
     if today is not None and d.year == today.year:
         return f"{d:%b} {d.day}"
     return f"{d:%b} {d.day}, {d.year}"
+
+
+def time_ago(value: datetime | None, now: datetime | None = None) -> str:
+    """`just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`; past a week, the date (`Mar 5`)."""
+    if value is None:
+        return ""
+    now = now or datetime.now(UTC)
+    seconds = int((now - value).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = seconds // size
+            if unit == "day" and n > 7:
+                break
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return short_date(value, now.date())
+
+
+def markdown(text: str | None) -> Markup:
+    """A member's Markdown as sanitised HTML (paperboy.markdown): raw HTML stays text, no script survives."""
+    return Markup(md.to_html(text or ""))
 
 
 def long_date(value: date | datetime | None) -> str:
@@ -277,5 +301,7 @@ def make_environment() -> Environment:
         highlight=highlight,
         search_snippet=search_snippet,
         short_authors=short_authors,
+        time_ago=time_ago,
+        markdown=markdown,
     )
     return env

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from routes import all_routes
 
 from paperboy import db
 from paperboy.web.app import create_app
@@ -36,16 +36,6 @@ def test_every_api_route_and_parameter_is_in_api_md() -> None:
                     assert f"`{param['name']}`" in api_md, f"{path}?{param['name']} is not in docs/api.md"
 
 
-def _routes(routes: list[Any]) -> Iterator[Any]:
-    """Every route, also those inside included routers (FastAPI nests them since 0.16x)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from _routes(inner.routes)
-        else:
-            yield route
-
-
 def test_every_page_and_feed_route_is_in_api_md() -> None:
     api_md = (ROOT / "docs" / "api.md").read_text()
     app = create_app(db.make_engine("sqlite://"))
@@ -55,7 +45,7 @@ def test_every_page_and_feed_route_is_in_api_md() -> None:
         "{month}": "YYYY-MM",
         "{arxiv_id:path}": "{id}",
     }
-    paths = [getattr(route, "path", "") for route in _routes(app.router.routes)]
+    paths = [getattr(route, "path", "") for route in all_routes(app)]
     assert "/papers/trending" in paths and "/login" in paths, paths
     for path in paths:
         if path.startswith(("/api/", "/static", "/docs", "/openapi")) or path == "/":

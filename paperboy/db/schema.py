@@ -218,3 +218,16 @@ claims = sa.Table(
     sa.UniqueConstraint("user_id", "arxiv_id", name="uq_claims_user_id_arxiv_id"),
 )
 sa.Index("ix_claims_arxiv_id", claims.c.arxiv_id)
+
+# An admin took a paper off a day's list: the featuring row is deleted and this keeps ingest from bringing it
+# back on the next sync of that day.
+unfeatured = sa.Table(
+    "unfeatured",
+    metadata,
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("removed_at", UTCDateTime(), nullable=False),
+    sa.Column("removed_by", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+)

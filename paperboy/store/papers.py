@@ -12,7 +12,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from paperboy.db.schema import comments, featurings, papers, votes
+from paperboy.db.schema import comments, featurings, papers, unfeatured, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts
 from paperboy.store.merge import merge_featuring, merge_paper
@@ -160,6 +160,11 @@ def _upsert_featurings(conn: Connection, items: list[Featuring]) -> int:
     stored: dict[tuple[str, date], tuple[int, Featuring]] = {}
     ids = sorted({k[0] for k in incoming})
     for chunk in _chunks(ids):
+        removed = conn.execute(
+            sa.select(unfeatured.c.arxiv_id, unfeatured.c.day).where(unfeatured.c.arxiv_id.in_(chunk))
+        ).all()
+        for arxiv_id, day in removed:
+            incoming.pop((arxiv_id, day), None)  # an admin took it off that day's list: it stays off
         rows = conn.execute(sa.select(featurings).where(featurings.c.arxiv_id.in_(chunk))).mappings()
         for row in rows:
             stored[(row["arxiv_id"], row["day"])] = (row["id"], _row_to_featuring(row))
@@ -183,6 +188,21 @@ def _upsert_featurings(conn: Connection, items: list[Featuring]) -> int:
         )
         conn.execute(stmt, [{k: v for k, v in u.items() if k not in ("arxiv_id", "day")} for u in updates])
     return len(inserts) + len(updates)
+
+
+def unfeature(conn: Connection, arxiv_id: str, day: date, now: datetime, by: int | None) -> bool:
+    """Take a paper off one day's list for good (ingest will not bring it back). False if it was not on it."""
+    gone = conn.execute(
+        sa.delete(featurings).where(featurings.c.arxiv_id == arxiv_id, featurings.c.day == day)
+    ).rowcount
+    if gone:
+        conn.execute(sa.insert(unfeatured).values(arxiv_id=arxiv_id, day=day, removed_at=now, removed_by=by))
+    return bool(gone)
+
+
+def recent_featurings(conn: Connection, limit: int = 50) -> list[StoredPaper]:
+    """The latest featurings of any source (an admin's moderation list), newest day and time first."""
+    return featured_page(conn, FeaturedQuery(), 0, limit)
 
 
 # --- reads --------------------------------------------------------------------------------------------------

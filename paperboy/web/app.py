@@ -12,7 +12,7 @@ from urllib.parse import quote
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,11 +25,25 @@ from paperboy.errors import (
     NotFound,
     PaperboyError,
     RateLimited,
+    SourceError,
     Unauthorized,
 )
 from paperboy.models import Paper
 from paperboy.templating import make_environment
-from paperboy.web import account, api, feeds, pages, security, votes
+from paperboy.web import (
+    account,
+    admin,
+    api,
+    claims,
+    comments,
+    comments_api,
+    feeds,
+    pages,
+    profiles,
+    security,
+    submit,
+    votes,
+)
 from paperboy.web.deps import Site
 from paperboy.web.security import Limiter, RateLimits
 
@@ -99,6 +113,7 @@ def create_app(
             "(`HF_ENDPOINT=<this server>`) and bots written for huggingface.co work unchanged."
         ),
         docs_url=None,  # served below from vendored Swagger UI: no CDN at run time
+        default_response_class=security.SafeJSONResponse,
         redoc_url=None,
     )
     app.state.engine = engine
@@ -113,7 +128,7 @@ def create_app(
 
     def error_response(request: Request, status: int, message: str) -> Response:
         if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=status)
+            return security.SafeJSONResponse({"error": message}, status_code=status)
         html = pages.render_error(request, status, message)
         return HTMLResponse(html, status_code=status)
 
@@ -128,7 +143,9 @@ def create_app(
     @app.exception_handler(Unauthorized)
     def _unauthorized(request: Request, exc: Unauthorized) -> Response:
         if _wants_json(request):
-            return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return security.SafeJSONResponse(
+                {"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         back = request.url.path if request.method == "GET" else _referer_path(request)
         target = "/login?next=" + quote(back, safe="/")
         if request.headers.get("hx-request"):
@@ -148,6 +165,10 @@ def create_app(
         response = error_response(request, 429, str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+
+    @app.exception_handler(SourceError)
+    def _upstream(request: Request, exc: SourceError) -> Response:
+        return error_response(request, 502, str(exc))  # an upstream (arXiv) failed, not this server
 
     @app.exception_handler(PaperboyError)
     def _other(request: Request, exc: PaperboyError) -> Response:
@@ -172,8 +193,18 @@ def create_app(
 
     app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments
+    app.include_router(comments_api.router)
     app.include_router(api.router)
     app.include_router(account.router)
+    app.include_router(admin.api_router)
+    app.include_router(admin.router)
+    app.include_router(comments.router)
+    app.include_router(submit.api_router)
+    app.include_router(submit.router)
+    app.include_router(claims.router)
+    app.include_router(profiles.api_router)
+    app.include_router(profiles.router)
     app.include_router(votes.api_router)
     app.include_router(votes.router)
     app.include_router(feeds.router)

@@ -103,8 +103,8 @@ def admin(who: Viewer = Depends(viewer)) -> User:
 
 class Pages:
     """Renders pages with the viewer (signed-in member, CSRF token) and the page's own path (`here`, where
-    forms come back to) in every page's context. When the page shows papers (`items`, `item` or
-    `similar`), `voted` holds the ids among them that the member upvoted, so every upvote button is drawn
+    forms come back to) in every page's context. When the page shows papers (a StoredPaper or a list of them
+    in its context), `voted` holds the ids among them that the member upvoted, so every upvote button is drawn
     pressed or not without each route asking."""
 
     def __init__(self, env: Environment, seen: Viewer, here: str, engine: Engine) -> None:
@@ -116,9 +116,12 @@ class Pages:
     def _voted(self, context: dict[str, Any]) -> set[str]:
         if self.viewer.user is None:
             return set()
-        shown: list[StoredPaper] = list(context.get("items") or [])
-        if isinstance(context.get("item"), StoredPaper):
-            shown.append(context["item"])
+        shown: list[StoredPaper] = []
+        for value in context.values():
+            if isinstance(value, StoredPaper):
+                shown.append(value)
+            elif isinstance(value, list) and value and isinstance(value[0], StoredPaper):
+                shown.extend(value)
         ids = [i.paper.arxiv_id for i in shown]
         if not ids:
             return set()

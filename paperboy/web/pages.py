@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
+from paperboy.community import claims, comments
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import (
@@ -574,5 +575,8 @@ def paper_page(
         # no neighbours while this paper's vector is pending: a short note where meaning search is on
         similar_pending=not similar and listings.meaning_state(searcher) != "off",
         paper_path=paper_path,
+        thread=comments.thread(conn, canonical, templates.viewer.user),
+        claims=claims.paper_claims(conn, canonical, templates.viewer.user),
+        now=now,
         **_paper_context(item),
     )

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -51,6 +52,16 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with `<`, `>` and `&` written as `\\u003c`, `\\u003e`, `\\u0026` (they only occur inside strings,
+    so clients decode the same text): no JSON body ever holds markup, even when sniffed or mis-served. The
+    app's default response class."""
+
+    def render(self, content: Any) -> bytes:
+        raw = super().render(content)
+        return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
 def is_https(request: Request, public_url: str) -> bool:

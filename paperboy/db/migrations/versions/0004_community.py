@@ -1,4 +1,4 @@
-"""community: users, sessions, API tokens, votes, comments, authorship claims
+"""community: users, sessions, API tokens, votes, comments, authorship claims, unfeatured days
 
 Revision ID: 0004
 Revises: 0003
@@ -117,8 +117,22 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_claims_arxiv_id", "claims", ["arxiv_id"])
+    op.create_table(
+        "unfeatured",
+        sa.Column("arxiv_id", sa.String(64), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        _ts("removed_at"),
+        sa.Column("removed_by", sa.Integer, nullable=True),
+        sa.PrimaryKeyConstraint("arxiv_id", "day", name="pk_unfeatured"),
+        sa.ForeignKeyConstraint(
+            ["arxiv_id"], ["papers.arxiv_id"], name="fk_unfeatured_arxiv_id_papers", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["removed_by"], ["users.id"], name="fk_unfeatured_removed_by_users", ondelete="SET NULL"
+        ),
+    )
 
 
 def downgrade() -> None:
-    for table in ("claims", "comments", "votes", "api_tokens", "sessions", "users"):
+    for table in ("unfeatured", "claims", "comments", "votes", "api_tokens", "sessions", "users"):
         op.drop_table(table)
