@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from jinja2 import Environment
 from sqlalchemy.engine import Connection, Engine
 
@@ -139,7 +140,17 @@ def pages(request: Request, seen: Viewer = Depends(viewer)) -> Pages:
     return Pages(request.app.state.templates, seen, security.safe_next(here), request.app.state.engine)
 
 
-def api_member(request: Request, conn: Connection = Depends(conn)) -> User:
+# Declares the scheme in OpenAPI (Swagger UI's "Authorize" button); api_member reads the header itself.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A personal API token from /settings (or `paperboy token create NAME`).",
+)
+
+
+def api_member(
+    request: Request, conn: Connection = Depends(conn), _declared: object = Depends(bearer)
+) -> User:
     """The member an API write acts for: by `Authorization: Bearer <token>` (then cookies are ignored), or by
     the session cookie (then the CSRF header was checked by the router)."""
     header = request.headers.get("authorization")
