@@ -158,6 +158,7 @@ def rate_limits(settings: Settings) -> Any:
         comment=settings.rate_comment,
         submit=settings.rate_submit,
         claim=settings.rate_claim,
+        subscribe=settings.rate_subscribe,
     )
 
 

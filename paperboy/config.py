@@ -119,6 +119,32 @@ class Settings(BaseSettings):
             "data_dir/secret_key; set it when several servers share one database."
         ),
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Where mail goes: smtp://user:pass@host:587 (STARTTLS when the server offers it; "
+            "?starttls=require insists), smtps://user:pass@host:465 (TLS from the start), or "
+            "smtp://localhost:25. Unset: no mail is sent (digests are still planned and previewable)."
+        ),
+    )
+    mail_from: str | None = Field(
+        default=None,
+        description="The From address of every mail, e.g. 'Lab Papers <papers@lab.example>'. Default: "
+        "paperboy@ the base URL's host.",
+    )
+    mail_rate: float = Field(
+        default=5.0, gt=0, le=1000, description="At most this many mails per second leave through SMTP."
+    )
+    smtp_connections: int = Field(
+        default=2, ge=1, le=16, description="SMTP connections kept open and reused while sending."
+    )
+    digests: bool = Field(
+        default=True,
+        description="Plan and send email digests on a schedule while `paperboy serve` runs (every 5 min).",
+    )
+    rate_subscribe: str = Field(
+        default="10 per hour", description="Subscribe requests allowed per address (confirmation mails)."
+    )
     rate_signin: str = Field(
         default="10 per 5 minutes",
         description="Sign-in attempts allowed per account and per address (a `limits` string), then 429.",
@@ -129,7 +155,15 @@ class Settings(BaseSettings):
     rate_submit: str = Field(default="20 per hour", description="Paper submissions allowed per member.")
     rate_claim: str = Field(default="20 per hour", description="Authorship claims allowed per member.")
 
-    @field_validator("rate_signin", "rate_signup", "rate_vote", "rate_comment", "rate_submit", "rate_claim")
+    @field_validator(
+        "rate_signin",
+        "rate_signup",
+        "rate_vote",
+        "rate_comment",
+        "rate_submit",
+        "rate_claim",
+        "rate_subscribe",
+    )
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse
@@ -169,6 +203,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'paperboy.sqlite3'}"
+
+    @property
+    def sender(self) -> str:
+        """The From address: mail_from, or paperboy@ the public URL's host."""
+        if self.mail_from:
+            return self.mail_from
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.public_url).hostname or "localhost"
+        return f"{self.site_name} <paperboy@{host}>"
 
     @property
     def public_url(self) -> str:

@@ -211,3 +211,40 @@ class Claim:
     status: str  # "pending" | "approved" | "rejected"
     created_at: datetime
     decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One thing a subscriber wants news of: a free-text search, or a search saved from the search page."""
+
+    id: int
+    subscription_id: int
+    query: str
+    source: str  # "topic" | "search"
+    created_at: datetime
+    categories: tuple[str, ...] = ()  # a saved search's category filter
+    vector: bytes | None = None  # float32 embedding of `query`, made when it was saved
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An email address that asked for digests, and what it wants in them."""
+
+    id: int
+    email: str
+    status: str  # "pending" | "active" | "unsubscribed"
+    created_at: datetime
+    user_id: int | None = None
+    cadence: str = "daily"  # "daily" (weekdays) | "weekly"
+    send_hour: int = 8
+    weekly_day: int = 0  # Monday
+    timezone: str = "UTC"
+    max_papers: int = 10
+    categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    token_version: int = 1
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    topics: tuple[Topic, ...] = ()

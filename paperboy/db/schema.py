@@ -231,3 +231,108 @@ unfeatured = sa.Table(
     sa.Column("removed_at", UTCDateTime(), nullable=False),
     sa.Column("removed_by", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
 )
+
+
+# Migration 0005: email digests (issue 5).
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # lower-cased
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True, unique=True
+    ),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | active | unsubscribed
+    sa.Column("cadence", sa.String(8), nullable=False, server_default="daily"),  # daily (weekdays) | weekly
+    sa.Column("send_hour", sa.Integer, nullable=False, server_default="8"),  # local hour, 0-23
+    sa.Column("weekly_day", sa.Integer, nullable=False, server_default="0"),  # 0 = Monday
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),  # IANA name
+    sa.Column("max_papers", sa.Integer, nullable=False, server_default="10"),
+    sa.Column("categories", sa.JSON, nullable=False),  # arXiv categories or archives to follow
+    sa.Column("authors", sa.JSON, nullable=False),  # author names to follow
+    sa.Column("exclude", sa.JSON, nullable=False),  # words or phrases: papers with them are left out
+    sa.Column(
+        "token_version", sa.Integer, nullable=False, server_default="1"
+    ),  # bump: old links stop working
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+    sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
+)
+
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "subscription_id", sa.Integer, sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("query", sa.Text, nullable=False),  # a search as typed ("speculative decoding -medical")
+    sa.Column("source", sa.String(16), nullable=False),  # topic | search (saved from a search page)
+    sa.Column("filters", sa.JSON, nullable=True),  # a saved search's category filter
+    sa.Column("vector", sa.LargeBinary, nullable=True),  # the query's embedding, made when it is saved
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("subscription_id", "query", name="uq_topics_subscription_id_query"),
+)
+
+confirmations = sa.Table(
+    "confirmations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "subscription_id", sa.Integer, sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the link's token
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),  # single use
+)
+sa.Index("ix_confirmations_subscription_id", confirmations.c.subscription_id)
+
+digest_runs = sa.Table(
+    "digest_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "subscription_id", sa.Integer, sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("period", sa.String(32), nullable=False),  # "day:2026-11-27" | "week:2026-W48" (local calendar)
+    sa.Column("planned_at", UTCDateTime(), nullable=False),
+    sa.Column("papers", sa.Integer, nullable=False),  # 0: nothing to send, no outbox row
+    sa.UniqueConstraint("subscription_id", "period", name="uq_digest_runs_subscription_id_period"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # digest | confirm
+    sa.Column(
+        "run_id", sa.Integer, sa.ForeignKey("digest_runs.id", ondelete="CASCADE"), nullable=True, unique=True
+    ),
+    sa.Column(
+        "subscription_id", sa.Integer, sa.ForeignKey("subscriptions.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("to_addr", sa.String(254), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False, unique=True),  # stable: the same on a re-send
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),  # List-Unsubscribe, List-Id, ...
+    sa.Column("text_body", sa.Text, nullable=False),
+    sa.Column("html_body", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sending | sent | failed | cancelled
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),  # when a sender took it (stale: it crashed)
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_outbox_status_next_attempt_at", outbox.c.status, outbox.c.next_attempt_at)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email", sa.String(254), primary_key=True),  # lower-cased; never mailed again
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -168,6 +168,7 @@ class RateLimits:
     comment: str = "10 per minute"  # per member
     submit: str = "20 per hour"  # per member
     claim: str = "20 per hour"  # per member
+    subscribe: str = "10 per hour"  # per address (and at most 3 confirmation mails per email per 6 hours)
 
     def parsed(self) -> dict[str, RateLimitItem]:
         return {name: parse(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -200,4 +201,5 @@ _KIND_WORDS = {
     "comment": "comments",
     "submit": "submissions",
     "claim": "authorship claims",
+    "subscribe": "subscribe requests from this address",
 }
