@@ -75,6 +75,7 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("expires_at"),
         _ts("used_at", nullable=True),
+        sa.Column("payload", sa.JSON, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_confirmations"),
         sa.UniqueConstraint("token_hash", name="uq_confirmations_token_hash"),
         _fk_subscription("confirmations", "CASCADE"),
