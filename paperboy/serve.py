@@ -104,6 +104,48 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
     return Scheduler(sched_jobs, now)
 
 
+# --- digests -----------------------------------------------------------------------------------------------
+
+DIGEST_EVERY = timedelta(minutes=5)
+
+
+def build_digest_scheduler(
+    engine: Engine, settings: Settings, now: Clock, embedder: Embedder | None = None
+) -> Scheduler:
+    """Every 5 minutes, in its own thread (a long ingest never delays mail): plan the digests that have come
+    due and send what the outbox holds. Without PAPERBOY_SMTP_URL digests are planned but wait unsent."""
+    from paperboy.digest.plan import Context
+    from paperboy.digest.run import digest_round
+    from paperboy.mailer import SmtpMailer
+    from paperboy.search.embed import DEFAULT_MODEL
+    from paperboy.templating import make_environment
+
+    ctx = Context(
+        site_name=settings.site_name,
+        public_url=settings.public_url,
+        sender=settings.sender,
+        key=secret_key(settings),
+        model=embedder.model if embedder is not None else settings.embedding_model or DEFAULT_MODEL,
+    )
+    env = make_environment()
+    mailer = (
+        SmtpMailer(settings.smtp_url.get_secret_value(), connections=settings.smtp_connections)
+        if settings.smtp_url is not None
+        else None
+    )
+
+    def one_round() -> object:
+        report = digest_round(
+            engine, now(), ctx, env, mailer, now, rate=settings.mail_rate, embedder=embedder
+        )
+        if report.plan.planned or (report.send and (report.send.sent or report.send.stopped)):
+            log.info("digests: %s", report.summary())
+        return report
+
+    job = Job("digests", lambda last, current: current if last is None else last + DIGEST_EVERY, one_round)
+    return Scheduler([job], now)
+
+
 # --- search indexes ----------------------------------------------------------------------------------------
 
 

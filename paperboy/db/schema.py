@@ -286,7 +286,9 @@ confirmations = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("used_at", UTCDateTime(), nullable=True),  # single use
-    sa.Column("payload", sa.JSON, nullable=True),  # what confirming adds, e.g. {"topic": "...", "categories": []}
+    sa.Column(
+        "payload", sa.JSON, nullable=True
+    ),  # what confirming adds, e.g. {"topic": "...", "categories": []}
 )
 sa.Index("ix_confirmations_subscription_id", confirmations.c.subscription_id)
 

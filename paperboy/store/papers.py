@@ -476,3 +476,17 @@ def ids_matching(
         for row in conn.execute(stmt)
         if not categories or any(_category_matches(c, w) for c in row.categories or () for w in categories)
     }
+
+
+def published_between(
+    conn: Connection, start: datetime, end: datetime, limit: int = 20_000
+) -> list[StoredPaper]:
+    """Papers whose first version appeared in [start, end), newest first (a digest's "new papers")."""
+    stmt = (
+        sa.select(papers)
+        .where(papers.c.published_at >= start, papers.c.published_at < end, papers.c.withdrawn == sa.false())
+        .order_by(papers.c.published_at.desc(), papers.c.arxiv_id)
+        .limit(limit)
+    )
+    items = [StoredPaper(row_to_paper(row)) for row in conn.execute(stmt).mappings()]
+    return with_engagement(conn, items)

@@ -18,6 +18,7 @@ from paperboy import accounts
 from paperboy.accounts import NewToken
 from paperboy.errors import FieldInvalid
 from paperboy.models import User
+from paperboy.store import subscriptions as subscription_store
 from paperboy.store import users as store
 from paperboy.web import deps, security
 from paperboy.web.deps import Pages, Site, Viewer
@@ -203,6 +204,7 @@ def settings_page(
 ) -> HTMLResponse:
     with engine.connect() as conn:
         tokens = store.list_tokens(conn, user.id)
+        subscription = subscription_store.get_by_user(conn, user.id)  # the digest this account manages
     return _page(
         templates,
         "pages/settings.html",
@@ -215,6 +217,7 @@ def settings_page(
         errors=errors or {},
         notice=notice,
         new_token=new_token,
+        subscription=subscription,
     )
 
 

@@ -42,6 +42,7 @@ from paperboy.web import (
     profiles,
     security,
     submit,
+    subscriptions,
     votes,
 )
 from paperboy.web.deps import Site
@@ -208,5 +209,8 @@ def create_app(
     app.include_router(votes.api_router)
     app.include_router(votes.router)
     app.include_router(feeds.router)
+    app.include_router(subscriptions.api_router)
+    app.include_router(subscriptions.oneclick_router)
+    app.include_router(subscriptions.router)
     app.include_router(pages.router)
     return app

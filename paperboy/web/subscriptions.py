@@ -1,0 +1,556 @@
+"""Email digests, the visitor's side: subscribe (double opt-in), confirm, preferences behind a signed link,
+the topics' Atom feed, and RFC 8058 one-click unsubscribe.
+
+Every POST here carries the CSRF token except `POST /unsubscribe?t=…` (`oneclick_router`): mail clients send
+it with the body `List-Unsubscribe=One-Click` and no cookies, and the signed token in the URL is the
+authority. GETs change nothing: the links in mails open pages whose button does the deed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection, Engine
+
+from paperboy.digest import subscriptions as subs
+from paperboy.errors import FieldInvalid, InvalidInput, NotFound
+from paperboy.models import StoredPaper, Subscription, User
+from paperboy.web import deps, feeds, listings, schemas, security
+from paperboy.web.deps import Pages, Site, Viewer
+from paperboy.web.pages import paper_path
+from paperboy.web.security import Limiter
+
+if TYPE_CHECKING:
+    from paperboy.search.hybrid import Searcher
+
+router = APIRouter(
+    default_response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[Depends(security.require_csrf)],
+)
+# The only write without a CSRF token (tests/test_security.py lists it in EXEMPT): RFC 8058 one-click.
+oneclick_router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
+api_router = APIRouter(prefix="/api")
+
+FEED_PER_TOPIC = 30
+MAX_FIELD = 20_000  # characters kept of one preferences field (the checks then say what is too long)
+Token = Query("", max_length=1000, description="The signed token from the link in a digest mail.")
+
+
+def secret_key(request: Request) -> bytes:
+    key: bytes = request.app.state.secret_key
+    return key
+
+
+def _page(
+    templates: Pages, name: str, site: Site, now: datetime, status: int = 200, **context: Any
+) -> HTMLResponse:
+    html = templates.render(name, site=site, today=now.date(), q="", **context)
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _path(url: str) -> str:
+    """The path and query of one of our absolute links (pages link within the site)."""
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def _mailing(request: Request, site: Site) -> subs.Mailing:
+    return subs.Mailing(site.name, site.public_url, request.app.state.templates)
+
+
+# --- subscribing --------------------------------------------------------------------------------------------
+
+
+def _subscribe_form(
+    templates: Pages,
+    site: Site,
+    now: datetime,
+    *,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> HTMLResponse:
+    return _page(
+        templates,
+        "pages/subscribe.html",
+        site,
+        now,
+        status=status,
+        title="Subscribe",
+        state="form",
+        form=form,
+        errors=errors,
+        days=subs.CONFIRM_DAYS,
+    )
+
+
+@router.get("/subscribe")
+def subscribe_form(
+    topic: str = Query("", max_length=1000),
+    category: str = Query("", max_length=1000),
+    next: str = "",
+    who: Viewer = Depends(deps.viewer),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+) -> Response:
+    email = who.user.email if who.user is not None else ""
+    form = {
+        "email": email,
+        "topic": topic.strip(),
+        "category": category.strip(),
+        "next": security.safe_next(next),
+    }
+    return _subscribe_form(templates, site, now, form=form, errors={})
+
+
+@router.post("/subscribe")
+def subscribe(
+    request: Request,
+    email: str = Form("", max_length=1000),
+    topic: str = Form("", max_length=1000),
+    category: str = Form("", max_length=1000),
+    next: str = Form(""),
+    who: Viewer = Depends(deps.viewer),
+    engine: Engine = Depends(deps.engine),
+    limiter: Limiter = Depends(deps.limiter),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+) -> Response:
+    """Send a confirmation mail (nothing else goes to an address until its link is clicked)."""
+    limiter.hit("subscribe", ["ip:" + security.client_ip(request)])
+    target = security.safe_next(next)
+    try:
+        with engine.begin() as conn:
+            done = subs.subscribe(
+                conn,
+                _mailing(request, site),
+                email=email,
+                topic=topic or None,
+                categories=[category] if category.strip() else [],
+                user=who.user,
+                now=now,
+            )
+    except FieldInvalid as exc:
+        form = {"email": email[:254], "topic": topic[:200], "category": category[:200], "next": target}
+        return _subscribe_form(templates, site, now, form=form, errors={exc.field: str(exc)}, status=400)
+    return _page(
+        templates,
+        "pages/subscribe.html",
+        site,
+        now,
+        title="Check your inbox" if done.outcome == "sent" else "Already subscribed",
+        state=done.outcome,
+        email=done.subscription.email,
+        topic=done.topic,
+        days=subs.CONFIRM_DAYS,
+        next=target,
+        form={},
+        errors={},
+    )
+
+
+@router.get("/subscribe/confirm")
+def confirm_page(
+    t: str = Query("", max_length=1000),
+    conn: Connection = Depends(deps.conn),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+) -> Response:
+    """The page the confirmation mail links to: it shows what will happen and a button; it changes nothing."""
+    pending = subs.pending_confirmation(conn, t, now)
+    return _page(
+        templates,
+        "pages/subscribe_confirm.html",
+        site,
+        now,
+        title="Confirm your subscription",
+        state="ask",
+        token=t,
+        pending=pending,
+    )
+
+
+@router.post("/subscribe/confirm")
+def confirm(
+    request: Request,
+    t: str = Form("", max_length=1000),
+    engine: Engine = Depends(deps.engine),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+) -> Response:
+    with engine.begin() as conn:
+        done = subs.confirm(conn, t, now)
+    key = secret_key(request)
+    return _page(
+        templates,
+        "pages/subscribe_confirm.html",
+        site,
+        now,
+        title="You are subscribed",
+        state="done",
+        done=done,
+        manage=_path(subs.manage_url(site.public_url, key, done.subscription, now)),
+        max_topics=subs.MAX_TOPICS,
+    )
+
+
+# --- unsubscribing (RFC 8058) -------------------------------------------------------------------------------
+
+
+@oneclick_router.get("/unsubscribe")
+def unsubscribe_page(
+    t: str = Token,
+    conn: Connection = Depends(deps.conn),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """What a person clicking the link sees: a button that unsubscribes. Opening the link changes nothing
+    (mail scanners open links too)."""
+    found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
+    return _page(
+        templates,
+        "pages/unsubscribe.html",
+        site,
+        now,
+        title="Unsubscribe",
+        state="ask",
+        subscription=found,
+        action="/unsubscribe?" + urlencode({"t": t}),
+    )
+
+
+@oneclick_router.post("/unsubscribe")
+def unsubscribe(
+    t: str = Token,
+    engine: Engine = Depends(deps.engine),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """One click: the body `List-Unsubscribe=One-Click` from a mail client (or the page's button), no cookies,
+    no CSRF token. Unsubscribed at once; queued mail is cancelled."""
+    with engine.begin() as conn:
+        found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
+        done = subs.unsubscribe(conn, found, now)
+    return _page(
+        templates,
+        "pages/unsubscribe.html",
+        site,
+        now,
+        title="Unsubscribed",
+        state="done",
+        subscription=done,
+        manage=_path(subs.manage_url(site.public_url, key, done, now)),
+    )
+
+
+# --- preferences --------------------------------------------------------------------------------------------
+
+
+def _prefs_form(found: Subscription) -> dict[str, str]:
+    return {
+        "cadence": found.cadence,
+        "send_hour": str(found.send_hour),
+        "weekly_day": str(found.weekly_day),
+        "timezone": found.timezone,
+        "max_papers": str(found.max_papers),
+        "topics": "\n".join(t.query for t in found.topics),
+        "categories": ", ".join(found.categories),
+        "authors": "\n".join(found.authors),
+        "exclude": "\n".join(found.exclude),
+    }
+
+
+def _prefs_page(
+    templates: Pages,
+    site: Site,
+    now: datetime,
+    key: bytes,
+    found: Subscription,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    manage = subs.manage_url(site.public_url, key, found, now)
+    return _page(
+        templates,
+        "pages/subscription.html",
+        site,
+        now,
+        status=status,
+        title="Your digest",
+        subscription=found,
+        form=form or _prefs_form(found),
+        errors=errors or {},
+        notice=notice,
+        action=_path(manage),
+        rotate_action=_path(manage).replace("/subscription?", "/subscription/rotate?", 1),
+        resume_action=_path(manage).replace("/subscription?", "/subscription/resume?", 1),
+        unsubscribe_action=_path(subs.unsubscribe_url(site.public_url, key, found, now)),
+        feed=subs.feed_url(site.public_url, key, found, now),
+        weekdays=subs.WEEKDAYS,
+        timezones=subs.timezone_names(),
+        max_topics=subs.MAX_TOPICS,
+        max_papers=subs.MAX_PAPERS,
+        saved_searches=[tp for tp in found.topics if tp.categories],
+    )
+
+
+@router.get("/subscription")
+def preferences_page(
+    t: str = Token,
+    rotated: str = "",
+    conn: Connection = Depends(deps.conn),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    found = subs.subscription_for_token(conn, key, "manage", t, now)
+    notice = (
+        "New links made: the ones in earlier mails (and the old feed address) no longer work."
+        if rotated
+        else ""
+    )
+    return _prefs_page(templates, site, now, key, found, notice=notice)
+
+
+@router.post("/subscription")
+def save_preferences(
+    t: str = Token,
+    cadence: str = Form(""),
+    send_hour: str = Form(""),
+    weekly_day: str = Form("0"),
+    timezone: str = Form(""),
+    max_papers: str = Form(""),
+    topics: str = Form(""),
+    categories: str = Form(""),
+    authors: str = Form(""),
+    exclude: str = Form(""),
+    engine: Engine = Depends(deps.engine),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """Save the preferences form; any wrong field: 400, the form again with the messages, nothing stored."""
+    form = {
+        "cadence": cadence,
+        "send_hour": send_hour,
+        "weekly_day": weekly_day,
+        "timezone": timezone,
+        "max_papers": max_papers,
+        "topics": topics,
+        "categories": categories,
+        "authors": authors,
+        "exclude": exclude,
+    }
+    form = {k: v[:MAX_FIELD] for k, v in form.items()}
+    with engine.begin() as conn:
+        found = subs.subscription_for_token(conn, key, "manage", t, now)
+        try:
+            prefs = subs.parse_preferences(form)
+        except subs.PreferencesInvalid as exc:
+            errors = exc.errors
+        else:
+            subs.save_preferences(conn, found, prefs, now)
+            fresh = subs.subscription_for_token(conn, key, "manage", t, now)
+            return _prefs_page(templates, site, now, key, fresh, notice="Saved.")
+    return _prefs_page(templates, site, now, key, found, form=form, errors=errors, status=400)
+
+
+@router.post("/subscription/rotate")
+def rotate_links(
+    t: str = Token,
+    engine: Engine = Depends(deps.engine),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """Every link sent so far (preferences, unsubscribe, feed) stops working; here are new ones."""
+    with engine.begin() as conn:
+        found = subs.subscription_for_token(conn, key, "manage", t, now)
+        fresh = subs.rotate_links(conn, found)
+    return RedirectResponse(_path(subs.manage_url(site.public_url, key, fresh, now)) + "&rotated=1", 303)
+
+
+@router.post("/subscription/resume")
+def resume(
+    t: str = Token,
+    engine: Engine = Depends(deps.engine),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    with engine.begin() as conn:
+        found = subs.subscription_for_token(conn, key, "manage", t, now)
+        fresh = subs.resume(conn, found, now)
+    return _prefs_page(templates, site, now, key, fresh, notice="Digests are on again.")
+
+
+@router.get("/settings/subscription")
+def my_preferences(
+    user: User = Depends(deps.member),
+    conn: Connection = Depends(deps.conn),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """A signed-in member's way to their preferences page (a fresh link, for the subscription their account
+    confirmed)."""
+    found = subs.member_subscription(conn, user)
+    if found is None:
+        raise NotFound("Your account has no digest subscription yet: subscribe from the settings page.")
+    return RedirectResponse(_path(subs.manage_url(site.public_url, key, found, now)), 303)
+
+
+# --- the topics' feed ---------------------------------------------------------------------------------------
+
+
+def _excluded(item: StoredPaper, patterns: list[re.Pattern[str]]) -> bool:
+    text = f"{item.paper.title}\n{item.paper.abstract}"
+    return any(p.search(text) for p in patterns)
+
+
+def topic_papers(
+    conn: Connection, searcher: Searcher | None, found: Subscription, limit: int = feeds.FEED_LIMIT
+) -> list[StoredPaper]:
+    """The newest matches of each topic, merged and deduplicated, newest first; papers with an excluded word
+    are left out."""
+    patterns = [re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)", re.IGNORECASE) for w in found.exclude]
+    seen: dict[str, StoredPaper] = {}
+    for topic in found.topics:
+        try:
+            query = listings.search_query(topic.query, categories=topic.categories, limit=FEED_PER_TOPIC)
+        except InvalidInput:
+            continue
+        for hit in listings.search(conn, searcher, query).hits:
+            seen.setdefault(hit.item.paper.arxiv_id, hit.item)
+    items = [i for i in seen.values() if not _excluded(i, patterns)]
+    items.sort(key=lambda i: (feeds.entry_updated(i), i.paper.arxiv_id), reverse=True)
+    return items[:limit]
+
+
+@router.get("/subscription/feed.atom")
+def topics_feed(
+    t: str = Token,
+    conn: Connection = Depends(deps.conn),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+    env: Environment = Depends(deps.templates),
+    searcher: Searcher | None = Depends(deps.searcher),
+) -> Response:
+    found = subs.subscription_for_token(conn, key, "feed", t, now)
+    items = topic_papers(conn, searcher, found)
+    base = site.public_url.rstrip("/")
+    names = ", ".join(f"“{tp.query}”" for tp in found.topics[:5]) + ("…" if len(found.topics) > 5 else "")
+    body = env.get_template("feeds/listing.xml").render(
+        site=site,
+        base=base,
+        title=f"Your topics · {site.name}",
+        subtitle=f"New papers matching {names}"
+        if found.topics
+        else "No topics yet: add some in your preferences",
+        page_url=base + "/papers",
+        self_url=subs.feed_url(site.public_url, key, found, now),
+        updated=max((feeds.entry_updated(i) for i in items), default=now),
+        items=items,
+        paper_url=lambda arxiv_id: base + paper_path(arxiv_id),
+        featured_at=listings.featured_at,
+        entry_updated=feeds.entry_updated,
+    )
+    return Response(body, media_type=feeds.ATOM, headers={"Cache-Control": "private, max-age=300"})
+
+
+# --- JSON twin ----------------------------------------------------------------------------------------------
+
+
+class TopicModel(BaseModel):
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    query: str = Field(description="The search as typed, e.g. `speculative decoding -medical`.")
+    source: str = Field(
+        description="`topic` (typed in the preferences) or `search` (saved from a search page)."
+    )
+    categories: list[str] = Field(description="A saved search's category filter (empty: any category).")
+    created_at: schemas.HfDateTime = Field(alias="createdAt")
+
+
+class SubscriptionModel(BaseModel):
+    """Your digest subscription: what it sends, when, and about what."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    email: str = Field(description="The address digests go to (the one this link was mailed to).")
+    status: str = Field(description="`pending` (not confirmed yet), `active` or `unsubscribed`.")
+    cadence: str = Field(description="`daily` (weekdays) or `weekly`.")
+    send_hour: int = Field(alias="sendHour", description="Local hour the digest is sent, 0-23.")
+    weekly_day: int = Field(alias="weeklyDay", description="Weekly digests: the day, 0 = Monday.")
+    timezone: str = Field(description="IANA time zone of `sendHour`.")
+    max_papers: int = Field(alias="maxPapers", description="At most this many papers per digest (1-50).")
+    categories: list[str] = Field(description="arXiv categories or archives followed.")
+    authors: list[str] = Field(description="Authors followed.")
+    exclude: list[str] = Field(description="Words or phrases: papers with them are left out.")
+    topics: list[TopicModel]
+    created_at: schemas.HfDateTime = Field(alias="createdAt")
+    confirmed_at: schemas.HfDateTime | None = Field(alias="confirmedAt")
+    unsubscribed_at: schemas.HfDateTime | None = Field(alias="unsubscribedAt")
+
+
+def subscription_model(found: Subscription) -> SubscriptionModel:
+    return SubscriptionModel(
+        email=found.email,
+        status=found.status,
+        cadence=found.cadence,
+        sendHour=found.send_hour,
+        weeklyDay=found.weekly_day,
+        timezone=found.timezone,
+        maxPapers=found.max_papers,
+        categories=list(found.categories),
+        authors=list(found.authors),
+        exclude=list(found.exclude),
+        topics=[
+            TopicModel(
+                query=tp.query, source=tp.source, categories=list(tp.categories), createdAt=tp.created_at
+            )
+            for tp in found.topics
+        ],
+        createdAt=found.created_at,
+        confirmedAt=found.confirmed_at,
+        unsubscribedAt=found.unsubscribed_at,
+    )
+
+
+@api_router.get(
+    "/subscription",
+    response_model=SubscriptionModel,
+    responses={400: {"description": "The link is damaged, expired, for something else, or was replaced."}},
+)
+def api_subscription(
+    t: str = Token,
+    conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> SubscriptionModel:
+    """The preferences page's JSON twin: the subscription that the manage link `t` (from a digest mail or
+    the preferences page) names."""
+    return subscription_model(subs.subscription_for_token(conn, key, "manage", t, now))
