@@ -29,6 +29,7 @@ echo "== pytest";      pytest "$@"
 echo "== benches (toy size)"
 if [ -d ../shared/data/arxiv_metadata ]; then
   python bench/ingest.py --limit 2000
+  python bench/digest.py --subscribers 200 --papers 3000 --topics 50
 else
   echo "(../shared/data absent: benching on the repo's own small fixture)"
   python bench/ingest.py --file tests/fixtures/arxiv_listing_small.jsonl
