@@ -1,4 +1,5 @@
-"""Screenshots of the main pages at desktop and phone widths, into docs/screenshots/.
+"""Screenshots of the main pages at desktop and phone widths, and of a rendered digest mail (its HTML part),
+into docs/screenshots/.
 
     python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
@@ -85,6 +86,38 @@ def serve(engine: Engine, now: datetime) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def digest_html(engine: Engine, now: datetime, base: str) -> str:
+    """The HTML part of the weekly digest a subscriber with two topics would get at `now`."""
+    from paperboy.digest.plan import Context, preview
+    from paperboy.store import subscriptions as sub_store
+    from paperboy.templating import make_environment
+
+    with engine.begin() as conn:
+        sub = sub_store.insert_subscription(conn, email="reader@example.org", now=now)
+        sub_store.set_status(conn, sub.id, "active", now)
+        sub_store.update_preferences(
+            conn,
+            sub.id,
+            cadence="weekly",
+            send_hour=8,
+            weekly_day=now.weekday(),
+            timezone="UTC",
+            max_papers=8,
+            categories=[],
+            authors=[],
+            exclude=[],
+        )
+        for topic in ("video generation", "reinforcement learning -robotics"):
+            sub_store.add_topic(conn, sub.id, topic, source="topic", now=now)
+        found = sub_store.get(conn, sub.id)
+    assert found is not None
+    ctx = Context("paperboy", base, "paperboy <papers@example.org>", b"screenshot-key" * 3)
+    _due, mail = preview(engine, found, now, ctx, make_environment())
+    if mail is None:
+        raise RuntimeError("the demo data gives an empty digest")
+    return mail.html
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -117,6 +150,20 @@ def main(argv: list[str] | None = None) -> int:
                     ("papers-weekend", "/papers/date/2026-08-08", "light", ("phone",)),
                     ("search", "/papers?q=video+generation", "light", ("desktop",)),
                 ]
+                mail = Path(tmp) / "digest.html"
+                mail.write_text(digest_html(engine, now, base))
+                for label in both:
+                    context = browser.new_context(
+                        viewport=DESKTOP if label == "desktop" else PHONE,
+                        device_scale_factor=1 if label == "desktop" else 2,
+                        java_script_enabled=False,  # as a mail client shows it: no script, no images
+                    )
+                    tab = context.new_page()
+                    tab.goto(mail.as_uri())
+                    target = args.out / f"digest-{label}.png"
+                    tab.screenshot(path=str(target), full_page=label == "desktop")
+                    print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
+                    context.close()
                 for name, path, scheme, widths in shots:
                     for label in widths:
                         context = browser.new_context(
