@@ -39,7 +39,7 @@ import search_ann  # noqa: E402
 from paperboy import db  # noqa: E402
 from paperboy.db.schema import subscriptions, topics  # noqa: E402
 from paperboy.digest.plan import Context, plan_due  # noqa: E402
-from paperboy.models import Record  # noqa: E402
+from paperboy.models import Featuring, Record  # noqa: E402
 from paperboy.search.embed import load_embedder  # noqa: E402
 from paperboy.sources.snapshot import parse_line  # noqa: E402
 from paperboy.store import embeddings as vectors_store  # noqa: E402
@@ -54,8 +54,15 @@ MODEL = "all-MiniLM-L6-v2"
 def _load(engine: sa.Engine, n_papers: int, seed: int) -> dict[str, Any]:
     ids, vectors, records, _q, info = search.corpus(n_papers, 1, seed)
     now = datetime.now(UTC)
+    rng = random.Random(seed)
     for s in range(0, len(records), 5000):
-        batch = [Record(parse_line(r, "bench")) for r in records[s : s + 5000]]
+        batch = []
+        for r in records[s : s + 5000]:
+            paper = parse_line(r, "bench")
+            day = (paper.published_at or now).date()
+            # each paper on its listing day's list (as PAPERBOY_FEATURE_ARXIV_NEW does), a few upvotes each,
+            # so that every digest has a trending section to compose and render
+            batch.append(Record(paper, Featuring(paper.arxiv_id, day, "arxiv", upvotes=rng.randint(0, 40))))
         with engine.begin() as conn:
             upsert_records(conn, batch, now)
     vectors = vectors.astype(np.float32)
