@@ -138,9 +138,7 @@ def build_digest_scheduler(
         report = digest_round(
             engine, now(), ctx, env, mailer, now, rate=settings.mail_rate, embedder=embedder
         )
-        if report.plan.planned or (report.send and (report.send.sent or report.send.stopped)):
-            log.info("digests: %s", report.summary())
-        return report
+        return report.summary()
 
     job = Job("digests", lambda last, current: current if last is None else last + DIGEST_EVERY, one_round)
     return Scheduler([job], now)

@@ -422,3 +422,17 @@ def test_the_day_list_still_renders_with_hostile_data_on_it(hub: tuple[TestClien
     admin, _ = hub
     page = admin.get(f"/papers/date/{date(2025, 3, 5).isoformat()}").text
     assert "Hostile &lt;script&gt;" in page
+
+
+def test_head_answers_like_get_without_a_body_and_changes_nothing(
+    hub: tuple[TestClient, TestClient], sqlite_engine: Engine
+) -> None:
+    admin, _ = hub
+    before = _snapshot(sqlite_engine)
+    for path in ("/papers", f"/papers/{A}", "/api/daily_papers", "/u/bob", "/nowhere", "/logout"):
+        got, head = admin.get(path, follow_redirects=False), admin.head(path, follow_redirects=False)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == got.headers.get("content-type"), path
+        assert head.headers.get("content-security-policy"), path
+    assert _snapshot(sqlite_engine) == before

@@ -192,6 +192,7 @@ def create_app(
         # started from a static file instead.
         return HTMLResponse(SWAGGER_PAGE.format(ui=f"/static/vendor/{SWAGGER_UI}"))
 
+    app.add_middleware(security.HeadAsGet)
     app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments

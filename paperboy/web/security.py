@@ -97,6 +97,26 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class HeadAsGet:
+    """Pure ASGI middleware: HEAD is answered as GET without the body (FastAPI routes declare GET only),
+    so link checkers and `curl -I` see the real status and headers and, like GET, change nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def _sign(key: bytes, basis: str) -> str:
     return hmac.new(key, b"csrf:" + basis.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
