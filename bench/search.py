@@ -144,6 +144,7 @@ def _time_queries(
     root: Path, ids: list[str], vectors: np.ndarray, qvecs: np.ndarray, texts: list[str], embedder: Any
 ) -> dict[str, Any]:
     engine = db.make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
+    db.upgrade(engine)  # a kept build may predate newer migrations
     keyword = indexer.open_keyword_index(root / "keyword", engine)
     vector = VectorIndex.load(root / "vectors.hnsw", vectors.shape[1], embedder.model)
     exact_s: list[float] = []
