@@ -1,0 +1,254 @@
+"""The `paperboy` command. An entry point: it reads Settings, builds engine and clients, passes them down.
+
+This module holds the `main` group, the helpers every command shares, and `config`, `serve`, `db`; each
+other group lives in a module of its own (members, digest, ingest, indexes) imported at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from paperboy import __version__, db
+from paperboy.config import Settings
+from paperboy.errors import PaperboyError
+from paperboy.ingest import IngestFailed, IngestResult, Progress
+from paperboy.models import Page, UpsertCounts
+from paperboy.sources.http import PoliteClient
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DateParam(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date in YYYY-MM-DD form", param, ctx)
+
+
+DATE = DateParam()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError lists every bad setting
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
+def open_engine(settings: Settings) -> Engine:
+    engine = db.make_engine(settings.resolved_database_url)
+    db.upgrade(engine)
+    return engine
+
+
+def arxiv_client(settings: Settings) -> PoliteClient:
+    return PoliteClient(
+        min_interval=settings.arxiv_min_interval, retries=settings.http_retries, timeout=settings.http_timeout
+    )
+
+
+def hf_client(settings: Settings) -> PoliteClient:
+    return PoliteClient(retries=settings.http_retries, timeout=settings.http_timeout)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Progress]:
+    """A rich progress bar on a terminal; one log line per page elsewhere (cron, CI)."""
+    if not sys.stderr.isatty():
+
+        def log(page: Page, counts: UpsertCounts) -> None:
+            click.echo(
+                f"{label}: +{counts.inserted} new, {counts.updated} updated, {counts.featured} featured"
+                f" ({len(page.records)} records)",
+                err=True,
+            )
+
+        yield log
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(page: Page, counts: UpsertCounts) -> None:
+            if page.total is not None:
+                bar.update(task, total=page.total)
+            bar.update(task, advance=1, description=f"{label} (+{counts.inserted} new, {counts.updated} upd)")
+
+        yield update
+
+
+def report(result: IngestResult) -> None:
+    c = result.counts
+    click.echo(
+        json.dumps(
+            {
+                "source": result.source,
+                "run": result.run_id,
+                "pages": result.pages,
+                "inserted": c.inserted,
+                "updated": c.updated,
+                "unchanged": c.unchanged,
+                "featured": c.featured,
+            }
+        )
+    )
+
+
+def run_job(label: str, job: Any) -> None:
+    """Run an ingest job with a progress bar; failures exit 1 with the reason and what was kept."""
+    try:
+        with progress_bar(label) as progress:
+            result = job(progress)
+    except IngestFailed as exc:
+        kept = exc.counts
+        raise click.ClickException(
+            f"{exc}\nKept {kept.inserted} new and {kept.updated} updated papers stored before the failure; "
+            "run the same command again to resume."
+        ) from exc
+    except PaperboyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report(result)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paperboy")
+def main() -> None:
+    """paperboy: a self-hosted Daily Papers hub.
+
+    Settings come from PAPERBOY_* environment variables (or a TOML file named by PAPERBOY_CONFIG);
+    `paperboy config` lists them.
+    """
+
+
+@main.command()
+def config() -> None:
+    """Show every setting, its current value and what it does."""
+    settings = load_settings()
+    for name, field in Settings.model_fields.items():
+        click.echo(f"PAPERBOY_{name.upper()} = {getattr(settings, name)!r}")
+        click.echo(f"    {field.description}")
+
+
+def rate_limits(settings: Settings) -> Any:
+    from paperboy.web.security import RateLimits
+
+    return RateLimits(
+        signin=settings.rate_signin,
+        signup=settings.rate_signup,
+        vote=settings.rate_vote,
+        comment=settings.rate_comment,
+        submit=settings.rate_submit,
+        claim=settings.rate_claim,
+        subscribe=settings.rate_subscribe,
+    )
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: PAPERBOY_HOST or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: PAPERBOY_PORT or 8000).")
+@click.option("--no-sync", is_flag=True, help="No network access: no start-up import, no scheduled ingest.")
+def serve(host: str | None, port: int | None, no_sync: bool) -> None:
+    """Migrate the database, start the web app and print its URL.
+
+    On an empty database it first imports the last few days from Hugging Face; without a network (or with
+    --no-sync) it loads the bundled demo papers instead, so the first page is never empty. While it runs it
+    ingests Hugging Face hourly on weekdays and each PAPERBOY_ARXIV_CATEGORIES category after arXiv's
+    daily announcement, in this process.
+    """
+    import logging
+
+    import uvicorn
+
+    from paperboy.community.submit import arxiv_fetcher
+    from paperboy.serve import build_digest_scheduler, build_scheduler, first_start, secret_key
+    from paperboy.web.app import create_app
+    from paperboy.web.deps import Site
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    if no_sync:
+        overrides["sync"] = False
+    settings = load_settings(**overrides)
+    engine = open_engine(settings)
+    # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
+    with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
+        first_start(engine, settings, utcnow, probe, echo=lambda m: click.echo(m, err=True))
+    scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
+    site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
+    from paperboy.serve import IndexWorker, load_embedder_or_none, open_search
+
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    parts = open_search(settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False)
+    worker = IndexWorker(engine, parts, utcnow)
+    app = create_app(
+        engine,
+        site=site,
+        clock=utcnow,
+        searcher=parts.searcher(),
+        secret_key=secret_key(settings),
+        rate_limits=rate_limits(settings),
+        fetch_paper=arxiv_fetcher(
+            settings.arxiv_api_url,
+            min_interval=settings.arxiv_min_interval,
+            timeout=settings.http_timeout,
+            retries=settings.http_retries,
+        ),
+    )
+    click.echo(
+        f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers"
+    )
+    digests = build_digest_scheduler(engine, settings, utcnow, parts.embedder) if settings.digests else None
+    worker.start()
+    if scheduler is not None:
+        scheduler.start()
+    if digests is not None:
+        digests.start()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        if digests is not None:
+            digests.stop()
+        worker.stop()
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or migrate it to the newest schema."""
+    settings = load_settings()
+    open_engine(settings)
+    click.echo(f"database at head: {settings.resolved_database_url}")
+
+
+# The command groups live in their own modules; importing them registers their commands on `main`
+# (in this order, which `paperboy --help` and docs/cli.md follow).
+from paperboy.cli import members, digest, ingest, indexes  # noqa: E402, F401, I001
