@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from playwright.sync_api import ViewportSize, sync_playwright
@@ -118,6 +119,41 @@ def digest_html(engine: Engine, now: datetime, base: str) -> str:
     return mail.html
 
 
+def member_shots(browser: Any, base: str, paper: str, out: Path) -> None:
+    """A member's pages: sign up (the hub's first member is its admin), upvote and discuss a paper, then
+    the paper's discussion, the settings page with an API token, the moderation page and the profile."""
+    context = browser.new_context(viewport=DESKTOP)
+    tab = context.new_page()
+    tab.goto(base + "/signup")
+    tab.screenshot(path=str(out / "signup-desktop.png"))
+    tab.fill("#f-username", "ada")
+    tab.fill("#f-email", "ada@example.org")
+    tab.fill("#f-password", "a long enough password")
+    tab.get_by_role("button", name="Create account").click()
+    tab.wait_for_url(base + "/papers")
+    tab.goto(base + paper)
+    tab.locator(".paper-head button.votes").click()
+    tab.wait_for_selector(".paper-head button.votes.voted")
+    tab.fill("#new-body", "Strong ablations. The **long-context** numbers in Table 3 are worth a look.")
+    tab.get_by_role("button", name="Comment").click()
+    tab.wait_for_selector("#comments strong")
+    tab.locator("#comments").scroll_into_view_if_needed()
+    tab.screenshot(path=str(out / "paper-discussion-desktop.png"))
+    tab.goto(base + "/settings")
+    tab.fill("#f-name", "my reading bot")
+    tab.get_by_role("button", name="Create token").click()
+    tab.wait_for_selector("#new-token")
+    tab.screenshot(path=str(out / "settings-desktop.png"), full_page=True)
+    tab.goto(base + "/admin")
+    tab.screenshot(path=str(out / "admin-desktop.png"), full_page=True)
+    tab.goto(base + "/u/ada")
+    tab.screenshot(path=str(out / "profile-desktop.png"))
+    for name in ("signup", "paper-discussion", "settings", "admin", "profile"):
+        target = out / f"{name}-desktop.png"
+        print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
+    context.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -164,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     tab.screenshot(path=str(target), full_page=label == "desktop")
                     print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
                     context.close()
+                member_shots(browser, base, first, args.out)
                 for name, path, scheme, widths in shots:
                     for label in widths:
                         context = browser.new_context(

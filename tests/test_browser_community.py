@@ -132,6 +132,12 @@ def test_sign_up_submit_upvote_comment_sign_out_and_in_again(browser: Any, hub: 
     page.goto(base + "/u/ada")
     expect(page.locator("main")).to_contain_text("Member-Submitted Results")
 
+    # signed in, the header has more links: still no sideways scroll on a phone
+    page.set_viewport_size(browserkit.PHONE)
+    for path in ("/papers", f"/papers/{NEW}", "/settings", "/admin", "/u/ada"):
+        page.goto(base + path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
     assert problems == []
     page.context.close()
 
