@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment
@@ -55,8 +55,11 @@ def digest_round(
     rate: float,
     embedder: Embedder | Callable[[], Embedder | None] | None = None,
     dry_run: bool = False,
+    lease: timedelta = timedelta(minutes=10),
 ) -> RoundReport:
+    """Plan what is due at `as_of`, then (with a mailer) send the outbox; `lease`: how long a row left
+    `sending` by a sender that died waits before another sender takes it again."""
     plan = plan_due(engine, as_of, ctx, env, now=now, embedder=embedder, dry_run=dry_run)
     if dry_run or mailer is None:
         return RoundReport(plan, None)
-    return RoundReport(plan, send_pending(engine, mailer, now, sender=ctx.sender, rate=rate))
+    return RoundReport(plan, send_pending(engine, mailer, now, sender=ctx.sender, rate=rate, lease=lease))
