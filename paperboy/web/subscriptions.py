@@ -148,7 +148,7 @@ def subscribe(
         "pages/subscribe.html",
         site,
         now,
-        title="Check your inbox" if done.outcome == "sent" else "Already subscribed",
+        title="Check your inbox",  # whatever the outcome: the page never tells who is subscribed
         state=done.outcome,
         email=done.subscription.email,
         topic=done.topic,
