@@ -60,6 +60,10 @@ class Mailing:
     templates: Environment
 
 
+class AddressSuppressed(FieldInvalid):
+    """The address bounced hard (or was suppressed by hand): it gets no mail, not even a confirmation."""
+
+
 @dataclass(frozen=True)
 class Subscribed:
     """What `subscribe` did: "sent" (a confirmation mail is queued) or "already" (nothing to confirm)."""
@@ -277,7 +281,7 @@ def subscribe(
     wanted = clean_topic(topic) if topic is not None and topic.strip() else None
     cats = clean_categories(categories, "category") if wanted is not None else ()
     if outbox_store.is_suppressed(conn, address):
-        raise FieldInvalid(
+        raise AddressSuppressed(
             "email",
             "This address asked not to get mail from this hub (or its mail bounced), so we send it nothing. "
             "Ask the hub's admin to lift that.",

@@ -140,6 +140,23 @@ def subscribe(
                 user=who.user,
                 now=now,
             )
+    except subs.AddressSuppressed:
+        # No mail goes to this address; the page reads as for any other, so it tells nobody that the
+        # address bounced or who is on the list.
+        return _page(
+            templates,
+            "pages/subscribe.html",
+            site,
+            now,
+            title="Check your inbox",
+            state="sent",
+            email=email.strip().lower()[:254],
+            topic=topic.strip() or None,
+            days=subs.CONFIRM_DAYS,
+            next=target,
+            form={},
+            errors={},
+        )
     except FieldInvalid as exc:
         form = {"email": email[:254], "topic": topic[:200], "category": category[:200], "next": target}
         return _subscribe_form(templates, site, now, form=form, errors={exc.field: str(exc)}, status=400)
