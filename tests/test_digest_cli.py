@@ -102,3 +102,17 @@ def test_preview_prints_one_and_unsubscribe_stops_them(runner: CliRunner) -> Non
     assert out.exit_code == 0 and "unsubscribed ada@example.org" in out.output
     with engine.connect() as conn:
         assert conn.execute(sa.select(subscriptions.c.status)).scalar_one() == "unsubscribed"
+
+
+def test_unsuppress_lets_an_address_get_mail_again(runner: CliRunner) -> None:
+    from paperboy.store import outbox as outbox_store
+
+    engine = _engine()
+    with engine.begin() as conn:
+        outbox_store.suppress(conn, "gone@example.org", "550 no such user", FRIDAY)
+    out = runner.invoke(main, ["digest", "unsuppress", "Gone@example.org"])
+    assert out.exit_code == 0 and "gone@example.org may get mail again" in out.output
+    with engine.connect() as conn:
+        assert not outbox_store.is_suppressed(conn, "gone@example.org")
+    again = runner.invoke(main, ["digest", "unsuppress", "gone@example.org"])
+    assert again.exit_code != 0 and "is not suppressed" in again.output

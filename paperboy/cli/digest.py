@@ -156,3 +156,16 @@ def digest_unsubscribe(email: str) -> None:
             raise click.ClickException(f"no subscription for {email}")
         subs.unsubscribe(conn, sub, utcnow())
     click.echo(f"unsubscribed {sub.email}")
+
+
+@digest.command("unsuppress")
+@click.argument("email")
+def digest_unsuppress(email: str) -> None:
+    """Let EMAIL get mail again after a hard bounce suppressed it (it must subscribe again to get digests)."""
+    from paperboy.store import outbox
+
+    engine = open_engine(load_settings())
+    with engine.begin() as conn:
+        if not outbox.unsuppress(conn, email.strip().lower()):
+            raise click.ClickException(f"{email} is not suppressed")
+    click.echo(f"{email.strip().lower()} may get mail again")

@@ -284,7 +284,7 @@ def subscribe(
         raise AddressSuppressed(
             "email",
             "This address asked not to get mail from this hub (or its mail bounced), so we send it nothing. "
-            "Ask the hub's admin to lift that.",
+            "Ask the hub's admin to lift that (`paperboy digest unsuppress EMAIL`).",
         )
     found = store.get_by_email(conn, address)
     links_account = user is not None and user.email.lower() == address
