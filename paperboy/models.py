@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -15,6 +16,11 @@ _ID_IN_TEXT = re.compile(
     r"(?P<rest>.+?)(?:\.pdf)?/?$",
     re.IGNORECASE,
 )
+
+
+def in_category(categories: Sequence[str], wanted: Sequence[str]) -> bool:
+    """Whether a paper's categories meet any wanted one: a category (`cs.CL`) or a whole archive (`cs`)."""
+    return any(c == w or ("." not in w and c.split(".", 1)[0] == w) for c in categories for w in wanted)
 
 
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import TypeVar
+
+from paperboy.models import StoredPaper
 
 COMMENT_WEIGHT = 2.0
 STAR_WEIGHT = 3.0
@@ -33,6 +35,24 @@ class Signals:
     comments: int
     github_stars: int
     featured_at: datetime
+
+
+def _listed_at(day: date, submitted_at: datetime | None) -> datetime:
+    return submitted_at or datetime.combine(day, time(0, 0), tzinfo=UTC)
+
+
+def featured_at(item: StoredPaper) -> datetime:
+    """When a paper entered the daily list (its featuring's time, else that day's start; never featured:
+    its arXiv date)."""
+    f = item.featuring
+    if f is None:
+        return item.paper.published_at or datetime(1970, 1, 1, tzinfo=UTC)
+    return _listed_at(f.day, f.submitted_at)
+
+
+def paper_signals(item: StoredPaper) -> Signals:
+    """A stored paper's trending signals: upvotes and comments (upstream + members), stars, when listed."""
+    return Signals(item.upvotes, item.num_comments, item.paper.github_stars or 0, featured_at(item))
 
 
 def engagement(s: Signals) -> float:

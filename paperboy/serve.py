@@ -26,6 +26,7 @@ from paperboy.sources.http import PoliteClient
 from paperboy.store.papers import count_papers
 
 if TYPE_CHECKING:  # the search stack (numpy, tantivy, the model) loads only when a command needs it
+    from paperboy.digest.plan import Context as DigestContext
     from paperboy.search.embed import Embedder
     from paperboy.search.hybrid import Searcher
     from paperboy.search.keyword import KeywordIndex
@@ -109,24 +110,31 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
 DIGEST_EVERY = timedelta(minutes=5)
 
 
+def digest_context(settings: Settings, model: str | None = None) -> DigestContext:
+    """What digest mails need to know about this hub; `model`: the embedding model whose stored vectors
+    topics are compared with (default: the configured one)."""
+    from paperboy.digest.plan import Context
+    from paperboy.search.embed import DEFAULT_MODEL
+
+    return Context(
+        site_name=settings.site_name,
+        public_url=settings.public_url,
+        sender=settings.sender,
+        key=secret_key(settings),
+        model=model or settings.embedding_model or DEFAULT_MODEL,
+    )
+
+
 def build_digest_scheduler(
     engine: Engine, settings: Settings, now: Clock, embedder: Embedder | None = None
 ) -> Scheduler:
     """Every 5 minutes, in its own thread (a long ingest never delays mail): plan the digests that have come
     due and send what the outbox holds. Without PAPERBOY_SMTP_URL digests are planned but wait unsent."""
-    from paperboy.digest.plan import Context
     from paperboy.digest.run import digest_round
     from paperboy.mailer import SmtpMailer
-    from paperboy.search.embed import DEFAULT_MODEL
     from paperboy.templating import make_environment
 
-    ctx = Context(
-        site_name=settings.site_name,
-        public_url=settings.public_url,
-        sender=settings.sender,
-        key=secret_key(settings),
-        model=embedder.model if embedder is not None else settings.embedding_model or DEFAULT_MODEL,
-    )
+    ctx = digest_context(settings, embedder.model if embedder is not None else None)
     env = make_environment()
     mailer = (
         SmtpMailer(settings.smtp_url.get_secret_value(), connections=settings.smtp_connections)

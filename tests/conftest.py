@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -110,3 +111,12 @@ def upstream() -> Iterator[Upstream]:
     with Upstream() as server:
         yield server
         assert not server.errors, f"the test upstream failed while answering: {server.errors!r}"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium through Playwright (tests/browserkit.py), or a skip saying what is missing."""
+    import browserkit
+
+    with browserkit.launched() as b:
+        yield b

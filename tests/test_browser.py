@@ -27,12 +27,6 @@ def base_url(sqlite_engine: Engine) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with browserkit.launched() as b:
-        yield b
-
-
 def new_page(browser: Any, viewport: dict[str, int]) -> Any:
     context = browser.new_context(viewport=viewport)
     # No outside network in tests: upstream avatars fail at once, as they would on an offline hub.

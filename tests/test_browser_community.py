@@ -29,12 +29,6 @@ PASSWORD = "a long enough password"
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    with browserkit.launched() as b:
-        yield b
-
-
-@pytest.fixture
 def hub(sqlite_engine: Engine, upstream: Upstream) -> Iterator[tuple[str, Upstream]]:
     webhub.load(sqlite_engine)
     upstream.route("/api/query", {"id_list": NEW}, Reply.xml(FIXTURE.read_bytes()))

@@ -27,12 +27,6 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    with browserkit.launched() as b:
-        yield b
-
-
-@pytest.fixture
 def base_url(sqlite_engine: Engine) -> Iterator[str]:
     webhub.load(sqlite_engine)
     port = browserkit.free_port()

@@ -26,18 +26,10 @@ def digest() -> None:
 
 def _digest_parts(settings: Settings) -> tuple[Any, Any]:
     """The mail context and the Jinja environment digests render with."""
-    from paperboy.digest.plan import Context
-    from paperboy.search.embed import DEFAULT_MODEL
-    from paperboy.serve import secret_key
+    from paperboy.serve import digest_context
     from paperboy.templating import make_environment
 
-    ctx = Context(
-        site_name=settings.site_name,
-        public_url=settings.public_url,
-        sender=settings.sender,
-        key=secret_key(settings),
-        model=settings.embedding_model or DEFAULT_MODEL,
-    )
+    ctx = digest_context(settings)
     return ctx, make_environment()
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from paperboy.models import StoredPaper, Subscription, Topic
+from paperboy.models import StoredPaper, Subscription, Topic, in_category
 from paperboy.search.fusion import rrf
 
 MIN_SIMILARITY = 0.45  # all-MiniLM-L6-v2: related abstracts score 0.45-0.8 against a short query
@@ -69,14 +69,8 @@ def _phrase_in(phrase: str, text_words: Sequence[str]) -> bool:
 
 
 def category_matches(categories: Sequence[str], wanted: Sequence[str]) -> bool:
-    """A paper's categories against followed ones (`cs.CL`, or a whole archive such as `cs`)."""
-    if not wanted:
-        return True
-    for c in categories:
-        for w in wanted:
-            if c == w or ("." not in w and c.split(".", 1)[0] == w):
-                return True
-    return False
+    """A paper's categories against followed ones; following none means every category."""
+    return not wanted or in_category(categories, wanted)
 
 
 def _fold_name(name: str) -> str:

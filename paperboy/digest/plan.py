@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from datetime import time as dtime
+from datetime import datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, cast
 
@@ -24,7 +23,7 @@ from paperboy.digest.compose import Pool, compose
 from paperboy.digest.render import Links, Mail, host_of, render
 from paperboy.digest.schedule import Due, due
 from paperboy.models import StoredPaper, Subscription, Topic
-from paperboy.ranking import Signals, rank_trending
+from paperboy.ranking import paper_signals, rank_trending
 from paperboy.store import digests as store
 from paperboy.store import embeddings as vectors_store
 from paperboy.store import outbox
@@ -62,16 +61,6 @@ class PlanReport:
     previews: list[tuple[Subscription, Mail | None]] = field(default_factory=list)
 
 
-def _signals(item: StoredPaper) -> Signals:
-    """Trending signals, aged from when the paper was listed (as the trending page does)."""
-    f = item.featuring
-    if f is not None:
-        listed = f.submitted_at or datetime.combine(f.day, dtime(0), tzinfo=UTC)
-    else:
-        listed = item.paper.published_at or datetime(1970, 1, 1, tzinfo=UTC)
-    return Signals(item.upvotes, item.num_comments, item.paper.github_stars or 0, listed)
-
-
 def build_pool(conn: Connection, d: Due, model: str | None) -> Pool:
     """The period's papers: featured in its window (for trending) and published in it (for topics)."""
     featured = paper_store.featured(
@@ -80,7 +69,7 @@ def build_pool(conn: Connection, d: Due, model: str | None) -> Pool:
     unique: dict[str, StoredPaper] = {}
     for item in featured:
         unique.setdefault(item.paper.arxiv_id, item)
-    trending = rank_trending(list(unique.values()), _signals, d.scheduled)[:TRENDING_POOL]
+    trending = rank_trending(list(unique.values()), paper_signals, d.scheduled)[:TRENDING_POOL]
     fresh = paper_store.published_between(conn, d.window_start, d.scheduled)
     matrix = None
     if model is not None and fresh:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from paperboy.db.schema import comments, featurings, papers, unfeatured, votes
 from paperboy.errors import InvalidInput
-from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts
+from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts, in_category
 from paperboy.store.merge import merge_featuring, merge_paper
 
 _PAPER_FIELDS = (
@@ -443,9 +443,7 @@ def filter_ids(
         )
         stmt = _in_date_range(stmt, start, end)
         for row in conn.execute(stmt):
-            if not categories or any(
-                _category_matches(c, want) for c in row.categories or () for want in categories
-            ):
+            if not categories or in_category(row.categories or (), categories):
                 out.add(row.arxiv_id)
     return out
 
@@ -461,10 +459,6 @@ def _in_date_range(stmt: sa.Select[Any], start: date | None, end: date | None) -
     return stmt
 
 
-def _category_matches(category: str, wanted: str) -> bool:
-    return category == wanted or ("." not in wanted and category.split(".", 1)[0] == wanted)
-
-
 def ids_matching(
     conn: Connection, start: date | None = None, end: date | None = None, categories: Sequence[str] = ()
 ) -> set[str]:
@@ -474,7 +468,7 @@ def ids_matching(
     return {
         row.arxiv_id
         for row in conn.execute(stmt)
-        if not categories or any(_category_matches(c, w) for c in row.categories or () for w in categories)
+        if not categories or in_category(row.categories or (), categories)
     }
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import Period, day_period
-from paperboy.ranking import Signals, rank_trending
+from paperboy.ranking import featured_at, rank_trending
+from paperboy.ranking import paper_signals as signals
 from paperboy.search.query import (
     CANDIDATES,
     MAX_PAGE,
@@ -30,21 +31,6 @@ if TYPE_CHECKING:
 
 Sort = Literal["upvotes", "publishedAt", "trending"]
 SORTS: tuple[str, ...] = ("upvotes", "publishedAt", "trending")
-
-
-def _listed_at(day: date, submitted_at: datetime | None) -> datetime:
-    return submitted_at or datetime.combine(day, time(0, 0), tzinfo=UTC)
-
-
-def featured_at(item: StoredPaper) -> datetime:
-    f = item.featuring
-    if f is None:
-        return item.paper.published_at or datetime(1970, 1, 1, tzinfo=UTC)
-    return _listed_at(f.day, f.submitted_at)
-
-
-def signals(item: StoredPaper) -> Signals:
-    return Signals(item.upvotes, item.num_comments, item.paper.github_stars or 0, featured_at(item))
 
 
 def sort_items(items: list[StoredPaper], sort: Sort, now: datetime) -> list[StoredPaper]:
