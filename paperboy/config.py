@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `paperboy serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `paperboy serve` listens on.")
+    threads: int = Field(
+        default=40,
+        ge=1,
+        le=1000,
+        description=(
+            "Requests `paperboy serve` works on at once (its worker threads); more wait their turn. The "
+            "database pool is sized from it: threads + 6 connections for the background loops."
+        ),
+    )
     base_url: str | None = Field(
         default=None,
         description="Public URL of the hub (used in feeds and emails). Default: http://host:port.",

@@ -51,7 +51,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def open_engine(settings: Settings) -> Engine:
-    engine = db.make_engine(settings.resolved_database_url)
+    engine = db.make_engine(settings.resolved_database_url, pool_size=db.pool_size_for(settings.threads))
     db.upgrade(engine)
     return engine
 
@@ -196,13 +196,16 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
     with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
         first_start(engine, settings, utcnow, probe, echo=lambda m: click.echo(m, err=True))
-    scheduler = build_scheduler(engine, settings, utcnow) if settings.sync else None
+    from paperboy.scheduler import StatusBoard
+
+    board = StatusBoard(engine, utcnow)  # every loop's last success, last error and backlog (/readyz)
+    scheduler = build_scheduler(engine, settings, utcnow, board) if settings.sync else None
     site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
     from paperboy.serve import IndexWorker, load_embedder_or_none, open_search
 
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     parts = open_search(settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False)
-    worker = IndexWorker(engine, parts, utcnow)
+    worker = IndexWorker(engine, parts, utcnow, board=board)
     app = create_app(
         engine,
         site=site,
@@ -210,6 +213,7 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         searcher=parts.searcher(),
         secret_key=secret_key(settings),
         rate_limits=rate_limits(settings),
+        threads=settings.threads,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,
             min_interval=settings.arxiv_min_interval,
@@ -220,7 +224,10 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     click.echo(
         f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers"
     )
-    digests = build_digest_scheduler(engine, settings, utcnow, parts.embedder) if settings.digests else None
+    app.state.background = board
+    digests = (
+        build_digest_scheduler(engine, settings, utcnow, parts.embedder, board) if settings.digests else None
+    )
     worker.start()
     if scheduler is not None:
         scheduler.start()

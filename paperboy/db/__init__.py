@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Non-ASCII names stay readable in the JSON columns (and findable by a plain LIKE).
@@ -30,16 +32,52 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, creates the folder and turns on WAL, foreign keys, a busy timeout."""
+# Connections that background loops (index worker, scheduler, digest sender) and CLI commands in the same
+# process may hold beside the web requests' own.
+BACKGROUND_CONNECTIONS = 6
+
+
+def pool_size_for(threads: int) -> int:
+    """The pool a process needs: one connection per request thread, plus the background loops' own.
+
+    A request holds exactly one connection for its whole life (web/deps.py) and at most `threads` requests
+    hold one at a time (the rest wait for a slot without a connection), so the pool never makes anyone wait.
+    """
+    return threads + BACKGROUND_CONNECTIONS
+
+
+def make_engine(url: str, *, pool_size: int = 5 + 10, pool_timeout: float = 30.0) -> Engine:
+    """An engine for `url`; for SQLite, creates the folder and turns on WAL, foreign keys, a busy timeout.
+
+    `pool_size` is how many connections it keeps open at most (no overflow: a pool that grows past its size
+    under a burst only moves the wait elsewhere); see `pool_size_for`.
+    """
     u = sa.engine.make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
+        in_memory = not u.database or u.database == ":memory:"
+        if u.database and not in_memory:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False}, json_serializer=_dumps)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            json_serializer=_dumps,
+            **({} if in_memory else pool),
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
+    return sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps, **pool)
+
+
+@contextmanager
+def write(conn: Connection) -> Iterator[Connection]:
+    """One write transaction on `conn`, which may already have read (a request's connection reads the viewer
+    first): that read transaction is ended, then everything inside the block commits together or not at all.
+    """
+    if conn.in_transaction():
+        conn.commit()
+    with conn.begin():
+        yield conn
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

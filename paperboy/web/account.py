@@ -12,10 +12,11 @@ from typing import Any
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from paperboy import accounts
 from paperboy.accounts import NewToken
+from paperboy.db import write
 from paperboy.errors import FieldInvalid
 from paperboy.models import User
 from paperboy.store import subscriptions as subscription_store
@@ -84,7 +85,7 @@ def signup(
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form(""),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     hasher: PasswordHasher = Depends(deps.hasher),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
@@ -94,7 +95,7 @@ def signup(
     target = security.safe_next(next)
     limiter.hit("signup", [security.client_ip(request)])
     try:
-        with engine.begin() as conn:
+        with write(conn):
             user = accounts.create_user(
                 conn, hasher, username=username, email=email, password=password, now=now
             )
@@ -147,7 +148,7 @@ def login(
     username: str = Form(""),
     password: str = Form(""),
     next: str = Form(""),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     hasher: PasswordHasher = Depends(deps.hasher),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
@@ -157,7 +158,7 @@ def login(
     target = security.safe_next(next)
     login_key = username.strip().lower()[:254]
     limiter.hit("signin", ["ip:" + security.client_ip(request), "account:" + login_key if login_key else ""])
-    with engine.begin() as conn:
+    with write(conn):
         user = accounts.authenticate(conn, hasher, username, password)
         if user is not None:
             # A new session id at every sign-in (no fixation); the session this browser had ends.
@@ -179,8 +180,8 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, engine: Engine = Depends(deps.engine)) -> Response:
-    with engine.begin() as conn:
+def logout(request: Request, conn: Connection = Depends(deps.conn)) -> Response:
+    with write(conn):
         accounts.end_session(conn, request.cookies.get(security.SESSION_COOKIE))
     response = RedirectResponse("/papers", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE, path="/")
@@ -192,7 +193,7 @@ def logout(request: Request, engine: Engine = Depends(deps.engine)) -> Response:
 
 def settings_page(
     templates: Pages,
-    engine: Engine,
+    conn: Connection,
     user: User,
     site: Site,
     now: datetime,
@@ -202,9 +203,8 @@ def settings_page(
     notice: str = "",
     new_token: NewToken | None = None,
 ) -> HTMLResponse:
-    with engine.connect() as conn:
-        tokens = store.list_tokens(conn, user.id)
-        subscription = subscription_store.get_by_user(conn, user.id)  # the digest this account manages
+    tokens = store.list_tokens(conn, user.id)
+    subscription = subscription_store.get_by_user(conn, user.id)  # the digest this account manages
     return _page(
         templates,
         "pages/settings.html",
@@ -224,12 +224,12 @@ def settings_page(
 @router.get("/settings")
 def settings(
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    return settings_page(templates, engine, user, site, now)
+    return settings_page(templates, conn, user, site, now)
 
 
 @router.post("/settings/password")
@@ -238,7 +238,7 @@ def change_password(
     new_password: str = Form(""),
     who: Viewer = Depends(deps.viewer),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     hasher: PasswordHasher = Depends(deps.hasher),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
@@ -247,13 +247,13 @@ def change_password(
 ) -> Response:
     limiter.hit("signin", ["account:" + user.username.lower()])  # guessing the current password is a sign-in
     try:
-        with engine.begin() as conn:
+        with write(conn):
             accounts.change_password(conn, hasher, user, current_password, new_password, who.session)
     except FieldInvalid as exc:
         field = "new_password" if exc.field == "password" else exc.field
-        return settings_page(templates, engine, user, site, now, status=400, errors={field: str(exc)})
+        return settings_page(templates, conn, user, site, now, status=400, errors={field: str(exc)})
     return settings_page(
-        templates, engine, user, site, now, notice="Password changed. Your other sessions have ended."
+        templates, conn, user, site, now, notice="Password changed. Your other sessions have ended."
     )
 
 
@@ -261,26 +261,26 @@ def change_password(
 def create_token(
     name: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
 ) -> Response:
     try:
-        with engine.begin() as conn:
+        with write(conn):
             made = accounts.create_token(conn, user, name, now)
     except FieldInvalid as exc:
-        return settings_page(templates, engine, user, site, now, status=400, errors={exc.field: str(exc)})
-    return settings_page(templates, engine, user, site, now, new_token=made)
+        return settings_page(templates, conn, user, site, now, status=400, errors={exc.field: str(exc)})
+    return settings_page(templates, conn, user, site, now, new_token=made)
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke_token(
     token_id: int,
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
 ) -> Response:
-    with engine.begin() as conn:
+    with write(conn):
         accounts.revoke_token(conn, user, token_id)
     return RedirectResponse("/settings#tokens", status_code=303)
 
@@ -290,7 +290,7 @@ def delete_account(
     request: Request,
     password: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     hasher: PasswordHasher = Depends(deps.hasher),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
@@ -299,10 +299,10 @@ def delete_account(
 ) -> Response:
     limiter.hit("signin", ["account:" + user.username.lower()])
     try:
-        with engine.begin() as conn:
+        with write(conn):
             accounts.delete_account(conn, hasher, user, password, now)
     except FieldInvalid as exc:
-        return settings_page(templates, engine, user, site, now, status=400, errors={exc.field: str(exc)})
+        return settings_page(templates, conn, user, site, now, status=400, errors={exc.field: str(exc)})
     response = RedirectResponse("/papers", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE, path="/")
     return response

@@ -1,6 +1,7 @@
 """The moderation page: pending authorship claims, recent comments (hide / unhide), recent featurings
-(unfeature), members (disable / enable). Admins only; its JSON twin is `GET /api/admin`. The claim and
-comment buttons post to the routes that own those actions (web/claims.py, web/comments.py)."""
+(unfeature), members (disable / enable), and how the background loops are doing. Admins only; its JSON
+twin is `GET /api/admin`. The claim and comment buttons post to the routes that own those actions
+(web/claims.py, web/comments.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from paperboy.community import claims, comments
+from paperboy.db import write
 from paperboy.errors import Forbidden, InvalidInput, NotFound
 from paperboy.models import Claim, Comment, StoredPaper, User
+from paperboy.store import background as background_store
 from paperboy.store import papers as paper_store
 from paperboy.store import users as user_store
-from paperboy.web import deps, schemas, security
+from paperboy.web import deps, health, schemas, security
 from paperboy.web.deps import Pages, Site
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(security.require_csrf)])
@@ -34,6 +37,7 @@ class Moderation:
     comments: list[Comment]
     featurings: list[StoredPaper]
     users: list[User]
+    background: list[background_store.LoopStatus]  # index worker, sync jobs, digests (background_status)
 
 
 def moderation(conn: Connection) -> Moderation:
@@ -42,6 +46,7 @@ def moderation(conn: Connection) -> Moderation:
         comments=comments.recent(conn, LIMIT),
         featurings=paper_store.recent_featurings(conn, LIMIT),
         users=user_store.list_users(conn, 500),
+        background=background_store.all_statuses(conn),
     )
 
 
@@ -71,7 +76,7 @@ def unfeature(
     arxiv_id: str,
     day: str = Form(""),
     admin: User = Depends(deps.admin),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
 ) -> Response:
     """Take a paper off one day's list; ingest will not put it back on that day."""
@@ -79,16 +84,16 @@ def unfeature(
         when = date.fromisoformat(day)
     except ValueError as exc:
         raise InvalidInput(f"day: {day!r} is not a date in YYYY-MM-DD form") from exc
-    with engine.begin() as conn:
+    with write(conn):
         if not paper_store.unfeature(conn, arxiv_id, when, now, admin.id):
             raise NotFound(f"{arxiv_id} is not on the list of {when.isoformat()}")
     return RedirectResponse("/admin#featurings", status_code=303)
 
 
-def _set_disabled(engine: Engine, admin: User, user_id: int, disabled: bool) -> Response:
+def _set_disabled(conn: Connection, admin: User, user_id: int, disabled: bool) -> Response:
     if user_id == admin.id:
         raise Forbidden("You cannot disable your own account here.")
-    with engine.begin() as conn:
+    with write(conn):
         if not user_store.set_disabled(conn, user_id, disabled):
             raise NotFound(f"no member {user_id}")
     return RedirectResponse("/admin#members", status_code=303)
@@ -96,17 +101,17 @@ def _set_disabled(engine: Engine, admin: User, user_id: int, disabled: bool) -> 
 
 @router.post("/admin/users/{user_id}/disable")
 def disable_user(
-    user_id: int, admin: User = Depends(deps.admin), engine: Engine = Depends(deps.engine)
+    user_id: int, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
 ) -> Response:
     """Disable a member: their sessions end at once and their API tokens stop working."""
-    return _set_disabled(engine, admin, user_id, True)
+    return _set_disabled(conn, admin, user_id, True)
 
 
 @router.post("/admin/users/{user_id}/enable")
 def enable_user(
-    user_id: int, admin: User = Depends(deps.admin), engine: Engine = Depends(deps.engine)
+    user_id: int, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
 ) -> Response:
-    return _set_disabled(engine, admin, user_id, False)
+    return _set_disabled(conn, admin, user_id, False)
 
 
 def _admin_of_api(user: User = Depends(deps.api_member)) -> User:
@@ -120,7 +125,8 @@ def admin_json(
     _admin: User = Depends(_admin_of_api), conn: Connection = Depends(deps.conn)
 ) -> dict[str, Any]:
     """The moderation page's data (admins only): pending claims, recent comments with their state, recent
-    featurings, members. Emails are never included."""
+    featurings, members, and each background loop's status (as /readyz shows it). Emails are never
+    included."""
     data = moderation(conn)
     return {
         "claims": [
@@ -160,4 +166,5 @@ def admin_json(
             }
             for u in data.users
         ],
+        "background": {s.name: health.loop_json(s) for s in data.background},
     }

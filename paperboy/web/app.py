@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +21,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperboy import __version__, accounts
+from paperboy.db import BACKGROUND_CONNECTIONS
 from paperboy.errors import (
     Conflict,
     Forbidden,
@@ -34,10 +38,12 @@ from paperboy.web import (
     account,
     admin,
     api,
+    caching,
     claims,
     comments,
     comments_api,
     feeds,
+    health,
     pages,
     profiles,
     security,
@@ -86,6 +92,15 @@ def _referer_path(request: Request) -> str:
     return security.safe_next(path)
 
 
+def request_slots(engine: Engine, threads: int) -> int:
+    """How many requests may hold a connection at once: `threads`, or fewer when the engine's pool is smaller
+    than `pool_size_for(threads)` (the background loops keep their share)."""
+    size = getattr(engine.pool, "size", None)
+    if not callable(size):  # a pool without a fixed size (SQLite in memory, NullPool)
+        return threads
+    return max(1, min(threads, size() - BACKGROUND_CONNECTIONS))
+
+
 def create_app(
     engine: Engine,
     *,
@@ -96,16 +111,28 @@ def create_app(
     rate_limits: RateLimits | None = None,
     hasher: PasswordHasher | None = None,
     fetch_paper: Callable[[str], Paper | None] | None = None,
+    threads: int = 40,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
 
     `searcher` (hybrid BM25 + vector search over persisted indexes) is built by `paperboy serve`; without
     one, search falls back to a plain keyword scan of the database and "Similar papers" stays empty.
+    `threads` is how many requests are worked on at once (the worker threads; each holds one connection, so
+    the engine's pool must hold at least that many: `paperboy.db.pool_size_for`).
     `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
     need a reload). `fetch_paper(arxiv_id)` looks a submitted paper up on arXiv; without it only papers
     already stored can be submitted.
     """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Route functions are sync and run on anyio's worker threads: as many as requests may hold a
+        # connection (deps.conn), so that a request with a connection never waits for a thread.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="paperboy",
         version=__version__,
         description=(
@@ -118,6 +145,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.db_slots = asyncio.Semaphore(request_slots(engine, threads))
     app.state.clock = clock
     app.state.site = site or Site(name="paperboy", public_url="http://localhost:8000", trending_days=7)
     app.state.templates = make_environment()
@@ -192,9 +220,11 @@ def create_app(
         # started from a static file instead.
         return HTMLResponse(SWAGGER_PAGE.format(ui=f"/static/vendor/{SWAGGER_UI}"))
 
+    app.add_middleware(caching.HttpCaching)  # inside HeadAsGet: HEAD gets the GET's ETag and 304s
     app.add_middleware(security.HeadAsGet)
     app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health.router)  # /healthz, /readyz: no session, CSRF or rate limit
     # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments
     app.include_router(comments_api.router)
     app.include_router(api.router)

@@ -11,9 +11,10 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from paperboy.community import claims as ops
+from paperboy.db import write
 from paperboy.errors import NotFound
 from paperboy.models import User, parse_arxiv_id
 from paperboy.web import deps, security
@@ -32,7 +33,7 @@ def claim(
     arxiv_id: str,
     author_name: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     now: datetime = Depends(deps.now),
 ) -> Response:
@@ -40,13 +41,15 @@ def claim(
     parsed = parse_arxiv_id(arxiv_id)
     if parsed is None:
         raise NotFound(f"{arxiv_id!r} is not an arXiv id")
-    with engine.begin() as conn:
+    with write(conn):
         made = ops.claim_authorship(conn, user, parsed[0], author_name, now)
     return RedirectResponse(paper_path(made.arxiv_id) + "#authorship", status_code=303)
 
 
-def _decide(engine: Engine, admin: User, claim_id: int, approve: bool, now: datetime, next: str) -> Response:
-    with engine.begin() as conn:
+def _decide(
+    conn: Connection, admin: User, claim_id: int, approve: bool, now: datetime, next: str
+) -> Response:
+    with write(conn):
         decided = ops.decide_claim(conn, admin, claim_id, approve, now)
     target = security.safe_next(next, default=paper_path(decided.arxiv_id))
     return RedirectResponse(target, status_code=303)
@@ -57,10 +60,10 @@ def approve(
     claim_id: int,
     next: str = Form(""),
     admin: User = Depends(deps.admin),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    return _decide(engine, admin, claim_id, True, now, next)
+    return _decide(conn, admin, claim_id, True, now, next)
 
 
 @router.post("/admin/claims/{claim_id}/reject")
@@ -68,7 +71,7 @@ def reject(
     claim_id: int,
     next: str = Form(""),
     admin: User = Depends(deps.admin),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    return _decide(engine, admin, claim_id, False, now, next)
+    return _decide(conn, admin, claim_id, False, now, next)

@@ -15,9 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from paperboy.community import comments
+from paperboy.db import write
 from paperboy.errors import FieldInvalid, NotFound
 from paperboy.models import User, parse_arxiv_id
 from paperboy.web import deps, listings, security
@@ -53,18 +54,17 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request", "").lower() == "true"
 
 
-def thread_context(engine: Engine, templates: Pages, arxiv_id: str, now: datetime) -> dict[str, Any]:
+def thread_context(conn: Connection, templates: Pages, arxiv_id: str, now: datetime) -> dict[str, Any]:
     """What `fragments/_comments.html` needs (the paper page passes the same `thread`, `item` and `now`)."""
-    with engine.connect() as conn:
-        item = listings.paper(conn, arxiv_id)
-        thread = comments.thread(conn, arxiv_id, templates.viewer.user)
+    item = listings.paper(conn, arxiv_id)
+    thread = comments.thread(conn, arxiv_id, templates.viewer.user)
     return {"item": item, "thread": thread, "now": now, "paper_path": paper_path}
 
 
 def _fragment(
-    engine: Engine, templates: Pages, arxiv_id: str, now: datetime, form_error: dict[str, str] | None = None
+    conn: Connection, templates: Pages, arxiv_id: str, now: datetime, form_error: dict[str, str] | None = None
 ) -> HTMLResponse:
-    context = thread_context(engine, templates, arxiv_id, now)
+    context = thread_context(conn, templates, arxiv_id, now)
     if form_error is not None and form_error["form"] not in _forms(context["thread"]):
         form_error = {**form_error, "form": ""}  # that form is gone: the message shows above the thread
     return HTMLResponse(templates.render("fragments/_comments.html", form_error=form_error, **context))
@@ -83,16 +83,16 @@ def _forms(thread: comments.Thread) -> set[str]:
 
 
 def _done(
-    request: Request, engine: Engine, templates: Pages, arxiv_id: str, anchor: str, now: datetime
+    request: Request, conn: Connection, templates: Pages, arxiv_id: str, anchor: str, now: datetime
 ) -> Response:
     if is_htmx(request):
-        return _fragment(engine, templates, arxiv_id, now)
+        return _fragment(conn, templates, arxiv_id, now)
     return RedirectResponse(f"{paper_path(arxiv_id)}#{anchor}", status_code=303)
 
 
 def _refused(
     request: Request,
-    engine: Engine,
+    conn: Connection,
     templates: Pages,
     site: Site,
     now: datetime,
@@ -107,9 +107,7 @@ def _refused(
     """The form again with the message beside the field and the text as typed; nothing was stored."""
     draft = draft[: comments.MAX_BODY * 2]
     if is_htmx(request):
-        return _fragment(
-            engine, templates, arxiv_id, now, {"form": form, "message": str(exc), "draft": draft}
-        )
+        return _fragment(conn, templates, arxiv_id, now, {"form": form, "message": str(exc), "draft": draft})
     editing = form.startswith("edit-")
     heading = "Edit your comment" if editing else ("Reply" if parent_id is not None else "Add a comment")
     html = templates.render(
@@ -136,7 +134,7 @@ def post_comment(
     body: str = Form(""),
     parent_id: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
@@ -147,12 +145,12 @@ def post_comment(
     parent: int | None = None
     try:
         parent = parse_parent(parent_id)
-        with engine.begin() as conn:
+        with write(conn):
             made = comments.post(conn, user, paper_id, body, now, parent)
     except FieldInvalid as exc:
         return _refused(
             request,
-            engine,
+            conn,
             templates,
             site,
             now,
@@ -163,7 +161,7 @@ def post_comment(
             draft=body,
             parent_id=parent,
         )
-    return _done(request, engine, templates, paper_id, f"comment-{made.id}", now)
+    return _done(request, conn, templates, paper_id, f"comment-{made.id}", now)
 
 
 @router.post("/comments/{comment_id}/edit")
@@ -172,20 +170,19 @@ def edit_comment(
     comment_id: int,
     body: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
 ) -> Response:
     try:
-        with engine.begin() as conn:
+        with write(conn):
             edited = comments.edit(conn, user, comment_id, body, now)
     except FieldInvalid as exc:
-        with engine.connect() as conn:
-            arxiv_id = comments.get(conn, comment_id).arxiv_id
+        arxiv_id = comments.get(conn, comment_id).arxiv_id
         return _refused(
             request,
-            engine,
+            conn,
             templates,
             site,
             now,
@@ -195,7 +192,7 @@ def edit_comment(
             action=f"/comments/{comment_id}/edit",
             draft=body,
         )
-    return _done(request, engine, templates, edited.arxiv_id, f"comment-{comment_id}", now)
+    return _done(request, conn, templates, edited.arxiv_id, f"comment-{comment_id}", now)
 
 
 @router.post("/comments/{comment_id}/delete")
@@ -203,14 +200,14 @@ def delete_comment(
     request: Request,
     comment_id: int,
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    with engine.begin() as conn:
+    with write(conn):
         deleted = comments.delete(conn, user, comment_id, now)
     anchor = f"comment-{deleted.parent_id}" if deleted.parent_id is not None else "comments"
-    return _done(request, engine, templates, deleted.arxiv_id, anchor, now)
+    return _done(request, conn, templates, deleted.arxiv_id, anchor, now)
 
 
 def _moderate(
@@ -218,13 +215,13 @@ def _moderate(
     user: User,
     comment_id: int,
     hidden: bool,
-    engine: Engine,
+    conn: Connection,
     templates: Pages,
     now: datetime,
 ) -> Response:
-    with engine.begin() as conn:
+    with write(conn):
         changed = comments.set_hidden(conn, user, comment_id, hidden, now)
-    return _done(request, engine, templates, changed.arxiv_id, f"comment-{comment_id}", now)
+    return _done(request, conn, templates, changed.arxiv_id, f"comment-{comment_id}", now)
 
 
 @router.post("/comments/{comment_id}/hide")
@@ -232,11 +229,11 @@ def hide_comment(
     request: Request,
     comment_id: int,
     user: User = Depends(deps.admin),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    return _moderate(request, user, comment_id, True, engine, templates, now)
+    return _moderate(request, user, comment_id, True, conn, templates, now)
 
 
 @router.post("/comments/{comment_id}/unhide")
@@ -244,8 +241,8 @@ def unhide_comment(
     request: Request,
     comment_id: int,
     user: User = Depends(deps.admin),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    return _moderate(request, user, comment_id, False, engine, templates, now)
+    return _moderate(request, user, comment_id, False, conn, templates, now)

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from paperboy import markdown
 from paperboy.community import comments
+from paperboy.db import write
 from paperboy.models import User
 from paperboy.web import deps, listings, security
 from paperboy.web.comments import canonical_id
@@ -142,9 +143,8 @@ def api_viewer(request: Request, conn: Connection = Depends(deps.conn)) -> User 
     return deps.viewer(request, conn).user
 
 
-def _one(engine: Engine, user: User, comment_id: int) -> CommentModel:
-    with engine.connect() as conn:
-        found = comments.get(conn, comment_id)
+def _one(conn: Connection, user: User, comment_id: int) -> CommentModel:
+    found = comments.get(conn, comment_id)
     return comment_model(comments.seen_by(found, user))
 
 
@@ -178,7 +178,7 @@ def post_comment(
     arxiv_id: ArxivId,
     payload: NewComment,
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     now: datetime = Depends(deps.now),
 ) -> Any:
@@ -188,9 +188,9 @@ def post_comment(
     cookie and the `X-CSRF-Token` header do instead."""
     paper_id = canonical_id(arxiv_id)
     limiter.hit("comment", [f"user:{user.id}"])
-    with engine.begin() as conn:
+    with write(conn):
         made = comments.post(conn, user, paper_id, payload.body, now, payload.parent_id)
-    return _one(engine, user, made.id)
+    return _one(conn, user, made.id)
 
 
 @router.patch(
@@ -204,13 +204,13 @@ def edit_comment(
     comment_id: CommentId,
     payload: EditComment,
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
 ) -> Any:
     """Replace the text of one of your comments (`editedAt` records when). A hidden one cannot be edited."""
-    with engine.begin() as conn:
+    with write(conn):
         comments.edit(conn, user, comment_id, payload.body, now)
-    return _one(engine, user, comment_id)
+    return _one(conn, user, comment_id)
 
 
 @router.delete(
@@ -224,10 +224,10 @@ def edit_comment(
 def delete_comment(
     comment_id: CommentId,
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
 ) -> Response:
     """Delete one of your comments: its text goes; while it has replies it shows as "[deleted]"."""
-    with engine.begin() as conn:
+    with write(conn):
         comments.delete(conn, user, comment_id, now)
     return Response(status_code=204)

@@ -3,16 +3,19 @@ app.state and the request's cookies)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from argon2 import PasswordHasher
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from jinja2 import Environment
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from paperboy import accounts
 from paperboy.errors import Forbidden, Unauthorized
@@ -34,14 +37,23 @@ class Site:
     trending_days: int
 
 
-def engine(request: Request) -> Engine:
-    return request.app.state.engine
+async def conn(request: Request) -> AsyncIterator[Connection]:
+    """The request's one database connection, for everything it does: the viewer lookup, the page's reads,
+    its writes (`paperboy.db.write(conn)`). Nothing in a request checks out a second one.
 
-
-def conn(request: Request) -> Iterator[Connection]:
-    """A read connection for one request. Writes (later issues) open their own transaction."""
-    with request.app.state.engine.connect() as c:
-        yield c
+    At most `app.state.db_slots` requests hold a connection at a time (the pool is sized to that plus the
+    background loops, `paperboy.db.pool_size_for`); the others wait here, holding neither a connection nor a
+    worker thread, so a burst queues instead of starving the pool.
+    """
+    slots: asyncio.Semaphore = request.app.state.db_slots
+    async with slots:
+        with anyio.CancelScope(shield=True):  # a client gone mid-checkout must not leak the connection
+            c: Connection = await run_in_threadpool(request.app.state.engine.connect)
+        try:
+            yield c
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(c.close)
 
 
 def now(request: Request) -> datetime:
@@ -108,11 +120,11 @@ class Pages:
     in its context), `voted` holds the ids among them that the member upvoted, so every upvote button is drawn
     pressed or not without each route asking."""
 
-    def __init__(self, env: Environment, seen: Viewer, here: str, engine: Engine) -> None:
+    def __init__(self, env: Environment, seen: Viewer, here: str, conn: Connection) -> None:
         self.env = env
         self.viewer = seen
         self.here = here
-        self._engine = engine
+        self._conn = conn
 
     def _voted(self, context: dict[str, Any]) -> set[str]:
         if self.viewer.user is None:
@@ -126,8 +138,7 @@ class Pages:
         ids = [i.paper.arxiv_id for i in shown]
         if not ids:
             return set()
-        with self._engine.connect() as c:
-            return store_votes.voted_ids(c, self.viewer.user.id, ids)
+        return store_votes.voted_ids(self._conn, self.viewer.user.id, ids)
 
     def render(self, name: str, **context: Any) -> str:
         context.setdefault("here", self.here)
@@ -135,9 +146,9 @@ class Pages:
         return self.env.get_template(name).render(viewer=self.viewer, **context)
 
 
-def pages(request: Request, seen: Viewer = Depends(viewer)) -> Pages:
+def pages(request: Request, seen: Viewer = Depends(viewer), conn: Connection = Depends(conn)) -> Pages:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return Pages(request.app.state.templates, seen, security.safe_next(here), request.app.state.engine)
+    return Pages(request.app.state.templates, seen, security.safe_next(here), conn)
 
 
 # Declares the scheme in OpenAPI (Swagger UI's "Authorize" button); api_member reads the header itself.

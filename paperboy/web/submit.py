@@ -13,10 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from paperboy.community import submit as ops
+from paperboy.db import write
 from paperboy.errors import AlreadySubmitted, FieldInvalid, InvalidInput, NotFound, SourceError
 from paperboy.models import Paper, User
 from paperboy.web import deps, schemas, security
@@ -39,17 +40,16 @@ def fetcher(request: Request) -> Fetch | None:
 
 
 def submit(
-    engine: Engine, limiter: Limiter, user: User, text: str, now: datetime, fetch: Fetch | None
+    conn: Connection, limiter: Limiter, user: User, text: str, now: datetime, fetch: Fetch | None
 ) -> ops.SubmitResult:
     """The whole submission, rate limit first; raises what `community.submit` raises."""
     limiter.hit("submit", [f"user:{user.id}"])
     arxiv_id = ops.parse_submission(text)
-    with engine.connect() as conn:
-        stored = ops.check_submittable(conn, arxiv_id)
+    stored = ops.check_submittable(conn, arxiv_id)
     paper = stored.paper if stored is not None else ops.fetch_submission(fetch, arxiv_id)
     ops.check_window(paper, user, now)
     try:
-        with engine.begin() as conn:  # checks again: someone may have listed it while arXiv answered
+        with write(conn):  # checks again: someone may have listed it while arXiv answered
             return ops.submit_paper(conn, user, arxiv_id, now, lambda _id: paper)
     except IntegrityError as exc:  # listed by a submission running at the same moment
         raise AlreadySubmitted(f"{arxiv_id} was just put on the daily list.", arxiv_id) from exc
@@ -98,7 +98,7 @@ def submit_form(
 def submit_page(
     arxiv: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     fetch: Fetch | None = Depends(fetcher),
     templates: Pages = Depends(deps.pages),
@@ -111,7 +111,7 @@ def submit_page(
         )
 
     try:
-        result = submit(engine, limiter, user, arxiv, now, fetch)
+        result = submit(conn, limiter, user, arxiv, now, fetch)
     except FieldInvalid as exc:
         return again(400, str(exc))
     except AlreadySubmitted as exc:
@@ -188,7 +188,7 @@ async def submitted_text(request: Request) -> str:
 def submit_api(
     text: str = Depends(submitted_text),
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     fetch: Fetch | None = Depends(fetcher),
     site: Site = Depends(deps.site),
@@ -202,7 +202,7 @@ def submit_api(
     201 with the paper in Hugging Face's paper shape (as `GET /api/papers/{id}` returns it); 409 with the
     paper's `id` and `url` when it is already on the daily list."""
     try:
-        result = submit(engine, limiter, user, text, now, fetch)
+        result = submit(conn, limiter, user, text, now, fetch)
     except FieldInvalid as exc:
         raise InvalidInput(f"{exc.field}: {exc}") from exc
     except AlreadySubmitted as exc:

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from paperboy.db import write
 from paperboy.digest import subscriptions as subs
 from paperboy.errors import FieldInvalid, InvalidInput, NotFound
 from paperboy.models import StoredPaper, Subscription, User
@@ -120,7 +121,7 @@ def subscribe(
     category: str = Form("", max_length=1000),
     next: str = Form(""),
     who: Viewer = Depends(deps.viewer),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
@@ -130,7 +131,7 @@ def subscribe(
     limiter.hit("subscribe", ["ip:" + security.client_ip(request)])
     target = security.safe_next(next)
     try:
-        with engine.begin() as conn:
+        with write(conn):
             done = subs.subscribe(
                 conn,
                 _mailing(request, site),
@@ -202,12 +203,12 @@ def confirm_page(
 def confirm(
     request: Request,
     t: str = Form("", max_length=1000),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    with engine.begin() as conn:
+    with write(conn):
         done = subs.confirm(conn, t, now)
     key = secret_key(request)
     return _page(
@@ -253,7 +254,7 @@ def unsubscribe_page(
 @oneclick_router.post("/unsubscribe")
 def unsubscribe(
     t: str = Token,
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
@@ -261,7 +262,7 @@ def unsubscribe(
 ) -> Response:
     """One click: the body `List-Unsubscribe=One-Click` from a mail client (or the page's button), no cookies,
     no CSRF token. Unsubscribed at once; queued mail is cancelled."""
-    with engine.begin() as conn:
+    with write(conn):
         found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
         done = subs.unsubscribe(conn, found, now)
     return _page(
@@ -361,7 +362,7 @@ def save_preferences(
     categories: str = Form(""),
     authors: str = Form(""),
     exclude: str = Form(""),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
@@ -380,7 +381,7 @@ def save_preferences(
         "exclude": exclude,
     }
     form = {k: v[:MAX_FIELD] for k, v in form.items()}
-    with engine.begin() as conn:
+    with write(conn):
         found = subs.subscription_for_token(conn, key, "manage", t, now)
         try:
             prefs = subs.parse_preferences(form)
@@ -396,13 +397,13 @@ def save_preferences(
 @router.post("/subscription/rotate")
 def rotate_links(
     t: str = Token,
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
     key: bytes = Depends(secret_key),
 ) -> Response:
     """Every link sent so far (preferences, unsubscribe, feed) stops working; here are new ones."""
-    with engine.begin() as conn:
+    with write(conn):
         found = subs.subscription_for_token(conn, key, "manage", t, now)
         fresh = subs.rotate_links(conn, found)
     return RedirectResponse(_path(subs.manage_url(site.public_url, key, fresh, now)) + "&rotated=1", 303)
@@ -411,13 +412,13 @@ def rotate_links(
 @router.post("/subscription/resume")
 def resume(
     t: str = Token,
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
     key: bytes = Depends(secret_key),
 ) -> Response:
-    with engine.begin() as conn:
+    with write(conn):
         found = subs.subscription_for_token(conn, key, "manage", t, now)
         fresh = subs.resume(conn, found, now)
     return _prefs_page(templates, site, now, key, fresh, notice="Digests are on again.")

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from paperboy.community import votes
+from paperboy.db import write
 from paperboy.models import User
 from paperboy.web import deps, schemas, security
 from paperboy.web.deps import Pages
@@ -44,10 +45,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _vote(
-    engine: Engine, limiter: Limiter, user: User, arxiv_id: str, now: datetime, want: bool | None
+    conn: Connection, limiter: Limiter, user: User, arxiv_id: str, now: datetime, want: bool | None
 ) -> votes.VoteState:
     limiter.hit("vote", [f"user:{user.id}"])
-    with engine.begin() as conn:
+    with write(conn):
         if want is None:
             return votes.toggle_vote(conn, user, arxiv_id, now)
         return votes.set_vote(conn, user, arxiv_id, want, now)
@@ -60,13 +61,13 @@ def toggle(
     next: str = Form(""),
     size: str = Form(""),
     user: User = Depends(deps.member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     templates: Pages = Depends(deps.pages),
     now: datetime = Depends(deps.now),
 ) -> Response:
     """Toggle the member's upvote. htmx gets the new button; a plain form goes back where it came from."""
-    state = _vote(engine, limiter, user, arxiv_id, now, None)
+    state = _vote(conn, limiter, user, arxiv_id, now, None)
     if request.headers.get("hx-request"):
         html = templates.render(
             "fragments/_vote.html", vote=state, large=size == "lg", next=security.safe_next(next)
@@ -88,7 +89,7 @@ def _state_json(state: votes.VoteState) -> dict[str, Any]:
 def api_upvote(
     arxiv_id: ArxivId,
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     now: datetime = Depends(deps.now),
 ) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def api_upvote(
 
     Send `Authorization: Bearer <token>` (make one on /settings); from a signed-in browser, the session
     cookie and the `X-CSRF-Token` header do instead."""
-    return _state_json(_vote(engine, limiter, user, arxiv_id, now, True))
+    return _state_json(_vote(conn, limiter, user, arxiv_id, now, True))
 
 
 @api_router.delete(
@@ -105,9 +106,9 @@ def api_upvote(
 def api_unvote(
     arxiv_id: ArxivId,
     user: User = Depends(deps.api_member),
-    engine: Engine = Depends(deps.engine),
+    conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
     now: datetime = Depends(deps.now),
 ) -> dict[str, Any]:
     """Take the token's member's upvote back (when there is none, nothing changes)."""
-    return _state_json(_vote(engine, limiter, user, arxiv_id, now, False))
+    return _state_json(_vote(conn, limiter, user, arxiv_id, now, False))
