@@ -1,6 +1,9 @@
-"""What `paperboy serve` does around the web app: the first-start import and the sync schedule.
+"""What `paperboy serve` does around the web app: the first-start import, the sync schedule, the digest
+loop and the index worker.
 
-An entry-point helper (like cli): it reads Settings and builds the clients the jobs need.
+An entry-point helper (like cli): it reads Settings and builds the clients the jobs need. Every background
+loop here survives any exception (logged, backed off, retried) and reports its last success, last error and
+backlog on a `StatusBoard` (table `background_status`: `paperboy index status`, /admin, /readyz).
 """
 
 from __future__ import annotations
@@ -21,8 +24,18 @@ from sqlalchemy.engine import Engine
 from paperboy import jobs
 from paperboy.config import Settings
 from paperboy.errors import EmbeddingUnavailable, PaperboyError
-from paperboy.scheduler import Job, Scheduler, next_arxiv_run, next_hf_run
+from paperboy.scheduler import (
+    Backoff,
+    Job,
+    Scheduler,
+    StatusBoard,
+    describe,
+    next_arxiv_run,
+    next_hf_run,
+)
 from paperboy.sources.http import PoliteClient
+from paperboy.store import embeddings as embedding_store
+from paperboy.store import outbox as outbox_store
 from paperboy.store.papers import count_papers
 
 if TYPE_CHECKING:  # the search stack (numpy, tantivy, the model) loads only when a command needs it
@@ -65,8 +78,11 @@ def first_start(
     return "demo"
 
 
-def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler:
-    """The jobs of the sync schedule, from the settings: Hugging Face, then each followed arXiv category."""
+def build_scheduler(
+    engine: Engine, settings: Settings, now: Clock, board: StatusBoard | None = None
+) -> Scheduler:
+    """The jobs of the sync schedule, from the settings: Hugging Face, then each followed arXiv category.
+    Each reports to `board` under its name (`huggingface`, `arxiv:cs.CL`)."""
     sched_jobs: list[Job] = []
     if settings.hf_sync:
         hf = PoliteClient(retries=settings.http_retries, timeout=settings.http_timeout)
@@ -102,7 +118,7 @@ def build_scheduler(engine: Engine, settings: Settings, now: Clock) -> Scheduler
                     ),
                 )
             )
-    return Scheduler(sched_jobs, now)
+    return Scheduler(sched_jobs, now, board=board if board is not None else StatusBoard(engine, now))
 
 
 # --- digests -----------------------------------------------------------------------------------------------
@@ -126,10 +142,15 @@ def digest_context(settings: Settings, model: str | None = None) -> DigestContex
 
 
 def build_digest_scheduler(
-    engine: Engine, settings: Settings, now: Clock, embedder: Embedder | None = None
+    engine: Engine,
+    settings: Settings,
+    now: Clock,
+    embedder: Embedder | None = None,
+    board: StatusBoard | None = None,
 ) -> Scheduler:
     """Every 5 minutes, in its own thread (a long ingest never delays mail): plan the digests that have come
-    due and send what the outbox holds. Without PAPERBOY_SMTP_URL digests are planned but wait unsent."""
+    due and send what the outbox holds. Without PAPERBOY_SMTP_URL digests are planned but wait unsent.
+    It reports to `board` as `digests`, its backlog the outbox rows due."""
     from paperboy.digest.run import digest_round
     from paperboy.mailer import SmtpMailer
     from paperboy.templating import make_environment
@@ -148,8 +169,17 @@ def build_digest_scheduler(
         )
         return report.summary()
 
-    job = Job("digests", lambda last, current: current if last is None else last + DIGEST_EVERY, one_round)
-    return Scheduler([job], now)
+    def due_mails() -> int:
+        with engine.connect() as conn:
+            return outbox_store.count_due(conn, now())
+
+    job = Job(
+        "digests",
+        lambda last, current: current if last is None else last + DIGEST_EVERY,
+        one_round,
+        backlog=due_mails,
+    )
+    return Scheduler([job], now, board=board if board is not None else StatusBoard(engine, now))
 
 
 # --- search indexes ----------------------------------------------------------------------------------------
@@ -238,16 +268,31 @@ class IndexWorker:
     Each tick: put changed papers into the keyword index (fast), add vectors another process stored, then
     embed up to `batch * batches_per_tick` pending papers. It naps when there is nothing to do. Ingest never
     waits for it; searches keep answering from what is indexed.
+
+    A tick that fails for any reason (the database locked or restarting, a constraint, the model, the disk)
+    is logged and retried after a back-off (1 s doubling to 5 minutes, reset by a success); the thread never
+    ends. After each tick it reports to `board` as `index`, with its backlog: papers not yet in the keyword
+    index plus papers waiting for a vector (`detail` holds the two counts).
     """
 
     def __init__(
-        self, engine: Engine, parts: SearchParts, now: Clock, batch: int = 32, batches_per_tick: int = 8
+        self,
+        engine: Engine,
+        parts: SearchParts,
+        now: Clock,
+        batch: int = 32,
+        batches_per_tick: int = 8,
+        *,
+        board: StatusBoard | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.engine = engine
         self.parts = parts
         self.now = now
         self.batch = batch
         self.batches_per_tick = batches_per_tick
+        self.health = (board if board is not None else StatusBoard(engine, now)).loop("index")
+        self.backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -269,15 +314,55 @@ class IndexWorker:
             )
         return done
 
+    def backlog(self) -> dict[str, int]:
+        """The work waiting: papers not in the keyword index and, with a model, papers without a current
+        vector."""
+        with self.engine.connect() as conn:
+            papers = count_papers(conn)
+            vectors = (
+                embedding_store.count_pending(conn, self.parts.embedder.model)
+                if self.parts.vector is not None and self.parts.embedder is not None
+                else None
+            )
+        out = {"keyword": max(0, papers - self.parts.keyword.count())}
+        if vectors is not None:
+            out["vectors"] = vectors
+        return out
+
+    def run_once(self) -> float:
+        """One tick with its report; never raises. Returns how long to wait before the next one (0: go on
+        at once, -1: idle, nap)."""
+        try:
+            done = self.tick()
+            backlog = self.backlog()
+        except Exception as exc:  # anything: the thread must outlive a locked or restarting database
+            wait = self.backoff.failed()
+            if self.backoff.failures == 1:
+                log.exception("indexer: tick failed; retrying in %.0f s", wait)
+            else:
+                log.warning(
+                    "indexer: tick failed %d times in a row (%s); retrying in %.0f s",
+                    self.backoff.failures,
+                    describe(exc),
+                    wait,
+                )
+            self.health.failed(exc)
+            return wait
+        self.backoff.reset()
+        self.health.succeeded(backlog=sum(backlog.values()), detail=backlog)
+        return 0.0 if done > 0 else -1.0
+
     def _loop(self, idle_seconds: float) -> None:
         while not self._stop.is_set():
             try:
-                busy = self.tick() > 0
-            except PaperboyError:
-                log.exception("indexer: tick failed; retrying")
-                busy = False
-            if not busy:
-                self._stop.wait(idle_seconds)
+                wait = self.run_once()
+            except Exception:  # pragma: no cover - run_once catches everything; belt and braces
+                log.exception("indexer: unexpected failure; carrying on")
+                wait = idle_seconds
+            if wait < 0:
+                wait = idle_seconds
+            if wait > 0:
+                self._stop.wait(wait)
 
     def start(self, idle_seconds: float = 10.0) -> None:
         self._thread = threading.Thread(
@@ -289,6 +374,7 @@ class IndexWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.health.flush()
         if self.parts.vector is not None:
             self.parts.vector.save()
         self.parts.keyword.close()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from paperboy.scheduler import EASTERN, Job, Scheduler, next_arxiv_run, next_hf_run
+from paperboy.scheduler import EASTERN, Backoff, Job, Scheduler, next_arxiv_run, next_hf_run
 
 HOUR = timedelta(hours=1)
 
@@ -62,31 +62,44 @@ def test_next_arxiv_run_handles_daylight_saving() -> None:
     assert (winter.hour, winter.minute) == (1, 30)
 
 
-def test_scheduler_runs_due_jobs_and_survives_failures() -> None:
+def test_scheduler_runs_due_jobs_and_backs_off_a_failing_one() -> None:
     clock_now = [utc(2026, 11, 25, 9)]
     calls: list[str] = []
+    upstream_down = [True]
 
     def ok() -> str:
         calls.append("ok")
         return "done"
 
-    def boom() -> None:
-        calls.append("boom")
-        raise RuntimeError("upstream down")
+    def flaky() -> str:
+        calls.append("flaky")
+        if upstream_down[0]:
+            raise RuntimeError("upstream down")
+        return "done"
 
     jobs = [
         Job("hf", lambda last, now: next_hf_run(last, now, HOUR), ok),
-        Job("broken", lambda last, now: next_hf_run(last, now, HOUR), boom),
+        Job("flaky", lambda last, now: next_hf_run(last, now, HOUR), flaky),
     ]
-    sched = Scheduler(jobs, lambda: clock_now[0])
-    assert sched.run_pending() == ["hf", "broken"]
-    assert calls == ["ok", "boom"]
-    # Nothing is due 10 minutes later; a failed job is retried at its next slot, like a good one.
+    sched = Scheduler(jobs, lambda: clock_now[0], backoff=Backoff(first=1.0, cap=300.0))
+    assert sched.run_pending() == ["hf", "flaky"]
+    # The failed job is retried after 1 s, 2 s, 4 s ... (not an hour later); the good one keeps its slot.
+    for wait in (1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300):
+        clock_now[0] += timedelta(seconds=wait - 0.5)
+        assert sched.run_pending() == [], wait
+        clock_now[0] += timedelta(seconds=0.5)
+        assert sched.run_pending() == ["flaky"], wait
+    assert jobs[1].failures == 12
+    upstream_down[0] = False
+    clock_now[0] += timedelta(seconds=300)
+    assert sched.run_pending() == ["flaky"]
+    assert jobs[1].failures == 0 and jobs[1].retry_at is None
+    # Recovered: back on its hourly slot, like the good one.
     clock_now[0] += timedelta(minutes=10)
     assert sched.run_pending() == []
     clock_now[0] += timedelta(hours=1)
-    assert sched.run_pending() == ["hf", "broken"]
-    assert calls == ["ok", "boom", "ok", "boom"]
+    assert sched.run_pending() == ["hf", "flaky"]
+    assert calls.count("ok") == 2
 
 
 def test_scheduler_thread_starts_and_stops() -> None:

@@ -30,11 +30,15 @@ def index() -> None:
 
 @index.command("status")
 def index_status() -> None:
-    """How many papers are indexed by keyword and by meaning, and how many wait for their vector."""
+    """How many papers are indexed by keyword and by meaning, and how many wait for their vector; and how
+    each background loop of `paperboy serve` is doing (`background`: last success, last error, consecutive
+    failures, backlog), as /readyz shows it."""
     from paperboy.search.keyword import KeywordIndex
     from paperboy.serve import index_dir, load_embedder_or_none
+    from paperboy.store import background
     from paperboy.store import embeddings as embedding_store
     from paperboy.store.papers import count_papers
+    from paperboy.web.health import loop_json
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -45,6 +49,7 @@ def index_status() -> None:
             status["model"] = embedder.model
             status["vectors"] = embedding_store.count(conn, embedder.model)
             status["pending"] = embedding_store.count_pending(conn, embedder.model)
+        status["background"] = {s.name: loop_json(s) for s in background.all_statuses(conn)}
     try:
         status["keyword_docs"] = KeywordIndex.open(index_dir(settings) / "keyword").count()
     except PaperboyError as exc:

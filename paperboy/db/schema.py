@@ -339,3 +339,18 @@ suppressions = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# One row per background loop of `paperboy serve` (index worker, each sync job, digests): written by the loop,
+# read by `paperboy index status`, /admin and /readyz (which may run in other processes).
+background_status = sa.Table(
+    "background_status",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),  # index | huggingface | arxiv:cs.CL | digests
+    sa.Column("last_success_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),  # consecutive, 0 after a success
+    sa.Column("backlog", sa.Integer, nullable=True),  # work waiting (papers to index, mails due); None: n/a
+    sa.Column("detail", sa.JSON, nullable=True),  # what the last success reported (backlog parts, counts)
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

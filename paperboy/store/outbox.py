@@ -226,3 +226,8 @@ def counts(conn: Connection) -> dict[str, int]:
     for status, n in conn.execute(stmt):
         out[status] = n
     return out
+
+
+def count_due(conn: Connection, now: datetime) -> int:
+    """How many pending rows are due now (the digest sender's backlog)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(outbox).where(_due(now))).scalar_one()
