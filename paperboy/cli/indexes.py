@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -147,6 +149,66 @@ def index_rebuild(keep_vectors: bool) -> None:
     if embedder is not None and not keep_vectors:
         indexer.forget_vectors(engine, embedder.model)
     _update_indexes(settings, engine, embedder=embedder)
+
+
+@index.command("import-vectors")
+@click.argument("npy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("ids", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    default=None,
+    help="The model the vectors come from (default: PAPERBOY_EMBEDDING_MODEL, or all-MiniLM-L6-v2).",
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 100_000), default=2000, show_default=True, help="Rows per transaction."
+)
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Only store the vectors: a running `paperboy serve` adds them to its vector index by itself.",
+)
+def index_import_vectors(npy: Path, ids: Path, model: str | None, batch: int, no_index: bool) -> None:
+    """Import precomputed embeddings: NPY (a papers × dim float array, L2-normalised rows) and IDS (one arXiv
+    id a line, line i naming row i), for the papers this hub holds; then add them to the vector index.
+
+    Both files are checked in full first (shape, the model's dimension, as many ids as rows, finite values,
+    unit length); a bad file changes nothing and exits 1. Vectors are stored with the hash of each paper's
+    text, so `index update` and the server never embed those papers again. Ids the hub lacks are skipped;
+    running it twice changes nothing. Prints a JSON summary: rows, imported, current (already stored),
+    skipped, vectors (stored for the model), indexed (in the vector index). Stop `paperboy serve` first, or
+    pass --no-index.
+    """
+    from paperboy.search import indexer
+    from paperboy.search import vector_import as vi
+    from paperboy.serve import index_dir
+    from paperboy.store import embeddings as embedding_store
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    name = vi.model_name(model or settings.embedding_model)
+    with engine.connect() as conn:
+        dim = embedding_store.stored_dim(conn, name)
+    dim = dim or vi.model_dimension(name)
+    if dim is None:
+        raise click.ClickException(
+            f"cannot tell the dimension of model {name!r}: its files are not on this machine and no vectors "
+            "of it are stored"
+        )
+    try:
+        matrix, arxiv_ids = vi.read_inputs(npy, ids, dim)
+        with progress_counter("importing vectors") as progress:
+            counts = vi.import_vectors(
+                engine, name, matrix, arxiv_ids, utcnow, batch=batch, progress=progress
+            )
+        summary: dict[str, Any] = {"model": name, **dataclasses.asdict(counts)}
+        with engine.connect() as conn:
+            summary["vectors"] = embedding_store.count(conn, name)
+        if not no_index:
+            vector = indexer.open_vector_index(index_dir(settings) / "vectors.hnsw", engine, name, dim)
+            summary["indexed"] = len(vector)
+    except PaperboyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(summary))
 
 
 @main.command("search")

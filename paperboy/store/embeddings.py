@@ -120,3 +120,48 @@ def get_vectors(conn: Connection, model: str, ids: Sequence[str]) -> dict[str, b
 
 def delete_model(conn: Connection, model: str) -> None:
     conn.execute(sa.delete(embeddings).where(embeddings.c.model == model))
+
+
+@dataclass(frozen=True)
+class ImportTarget:
+    """A paper precomputed vectors may be imported for, with what is stored for it now (import-vectors)."""
+
+    arxiv_id: str
+    title: str
+    abstract: str
+    stale: bool  # no vector for the model, or the paper changed after it was stored (what `pending` selects)
+    text_hash: str | None
+    vector: bytes | None
+
+
+def import_targets(conn: Connection, model: str, ids: Sequence[str]) -> dict[str, ImportTarget]:
+    """The papers among `ids` that exist, each with its stored vector of `model` (if any)."""
+    e = embeddings.alias("e")
+    out: dict[str, ImportTarget] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        stmt = (
+            sa.select(
+                papers.c.arxiv_id,
+                papers.c.title,
+                papers.c.abstract,
+                (e.c.arxiv_id.is_(None) | (papers.c.changed_at > e.c.embedded_at)).label("stale"),
+                e.c.text_hash,
+                e.c.vector,
+            )
+            .select_from(papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model)))
+            .where(papers.c.arxiv_id.in_(chunk))
+        )
+        for r in conn.execute(stmt):
+            vector = bytes(r.vector) if r.vector is not None else None
+            out[r.arxiv_id] = ImportTarget(
+                r.arxiv_id, r.title, r.abstract, bool(r.stale), r.text_hash, vector
+            )
+    return out
+
+
+def stored_dim(conn: Connection, model: str) -> int | None:
+    """The dimension of the vectors stored for `model`, or None when there are none."""
+    return conn.execute(
+        sa.select(embeddings.c.dim).where(embeddings.c.model == model).limit(1)
+    ).scalar_one_or_none()
