@@ -1,11 +1,15 @@
 """What keeps writes honest: CSRF tokens, rate limits, security headers, safe `next=` targets.
 
-CSRF: a token is HMAC-SHA256(secret key, the session cookie's value), or of an anonymous `pb_csrf` cookie for
-visitors who are not signed in (sign-up and sign-in forms). Binding it to the session means a token seen
-before sign-in is worthless after it, and one member's token is worthless to another. Every POST / PUT /
-PATCH / DELETE under the protected routers must carry it as the form field `csrf_token` or the header
-`X-CSRF-Token` (htmx sends it through `hx-headers` on <body>); requests that authenticate with an API token
-(`Authorization: Bearer …`) carry no cookies' authority and need none.
+CSRF: a signed-in member's token is HMAC-SHA256(secret key, the session cookie's value): a token seen before
+sign-in is worthless after it, and one member's token is worthless to another. Visitors who are not signed in
+all get one public token (HMAC of a fixed word) and no cookie, so that the pages they read are the same bytes
+for everyone and a shared cache may keep them (web/caching.py); what protects their forms (sign-up, sign-in,
+subscribe) from other sites is the browser's own word on where a request comes from: a POST that
+`Sec-Fetch-Site` (or, without it, `Origin`) says comes from another site is refused, as Go's
+`net/http.CrossOriginProtection` does. Every POST / PUT / PATCH / DELETE under the protected routers must
+carry the token as the form field `csrf_token` or the header `X-CSRF-Token` (htmx sends it through
+`hx-headers` on <body>); requests that authenticate with an API token (`Authorization: Bearer …`) carry no
+cookies' authority and need none.
 
 Rate limits use the `limits` package (moving windows, in this process's memory): the counts reset when the
 server restarts, which is acceptable for throttling guessers and floods on one server.
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,10 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paperboy.errors import Forbidden, RateLimited
 
 SESSION_COOKIE = "pb_session"
-ANON_COOKIE = "pb_csrf"
+ANON_COOKIE = "pb_csrf"  # no longer handed out (anonymous pages set no cookie); sign-in still deletes it
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-_NEW_ANON = "new_csrf_cookie"  # request.state attribute; the middleware reads it
+_PUBLIC_BASIS = "anonymous"  # what the token of visitors who are not signed in is an HMAC of
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # No inline script anywhere (htmx's indicator <style> is switched off in base.html's htmx-config). Styles
@@ -69,12 +72,10 @@ def is_https(request: Request, public_url: str) -> bool:
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware: the headers above on every response, and the anonymous CSRF cookie when a page
-    handed one out (it is only a random value, so setting it on a GET changes no data)."""
+    """Pure ASGI middleware: the headers above on every response."""
 
     def __init__(self, app: ASGIApp, public_url: str) -> None:
         self.app = app
-        self.secure = public_url.startswith("https://")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,11 +87,6 @@ class SecurityHeaders:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
                 names = {k.lower() for k, _ in headers}
                 headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in names)
-                anon = scope.get("state", {}).get(_NEW_ANON)
-                if anon:
-                    secure = "; Secure" if self.secure or scope.get("scheme") == "https" else ""
-                    cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
-                    headers.append((b"set-cookie", cookie.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -122,13 +118,25 @@ def _sign(key: bytes, basis: str) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    """The token this visitor's forms must send back. Hands out an anonymous cookie when there is none."""
+    """The token this visitor's forms must send back: bound to the session cookie when there is one, else the
+    public token (the same for every visitor, and no cookie: anonymous pages stay cacheable)."""
     key: bytes = request.app.state.secret_key
-    basis = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
-    if not basis:
-        basis = getattr(request.state, _NEW_ANON, None) or secrets.token_urlsafe(32)
-        setattr(request.state, _NEW_ANON, basis)
-    return _sign(key, basis)
+    return _sign(key, request.cookies.get(SESSION_COOKIE) or _PUBLIC_BASIS)
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether the browser says this request was sent by another site's page: `Sec-Fetch-Site` when present
+    (every current browser over HTTPS and on localhost), else an `Origin` other than this site's ("null"
+    included). A request with neither header is not from a browser that could be tricked into sending it."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.lower() not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    public = urlsplit(request.app.state.site.public_url)
+    own = {str(request.base_url).rstrip("/"), f"{public.scheme}://{public.netloc}"}
+    return origin.rstrip("/") not in own
 
 
 def set_session_csrf_basis(request: Request, session_token: str) -> str:
@@ -149,12 +157,14 @@ async def require_csrf(request: Request) -> None:
             form = await request.form()
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
-    basis = request.cookies.get(SESSION_COOKIE) or request.cookies.get(ANON_COOKIE)
-    if not sent or not basis:
+    if not sent:
         raise Forbidden(
             "Missing CSRF token: this form expired or did not come from this site. Reload and retry."
         )
-    if not hmac.compare_digest(sent, _sign(request.app.state.secret_key, basis)):
+    basis = request.cookies.get(SESSION_COOKIE)
+    if not basis and _cross_site(request):
+        raise Forbidden("This form was sent from another site: open it on this site and retry.")
+    if not hmac.compare_digest(sent, _sign(request.app.state.secret_key, basis or _PUBLIC_BASIS)):
         raise Forbidden(
             "Wrong CSRF token: this form expired or did not come from this site. Reload and retry."
         )
