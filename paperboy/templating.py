@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from markupsafe import Markup, escape
 from paperboy import markdown as md
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def short_date(value: date | datetime | None, today: date | None = None) -> str:
@@ -279,6 +281,23 @@ def short_authors(authors: Sequence[str], terms: Sequence[str] = (), shown: int 
     return Markup("").join(parts)
 
 
+def static_urls(directory: Path = STATIC_DIR) -> Callable[[str], str]:
+    """`static_url("app.css")` → `/static/app.css?v=<hash of its bytes>`: a URL that changes when the file
+    does, so a browser or proxy may keep it for a year (web/caching.py). Each file is read once, when first
+    asked for."""
+    versions: dict[str, str] = {}
+
+    def static_url(name: str) -> str:
+        if name not in versions:
+            path = directory / name
+            versions[name] = (
+                hashlib.blake2b(path.read_bytes(), digest_size=6).hexdigest() if path.is_file() else ""
+            )
+        return f"/static/{name}?v={versions[name]}" if versions[name] else f"/static/{name}"
+
+    return static_url
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -304,4 +323,5 @@ def make_environment() -> Environment:
         time_ago=time_ago,
         markdown=markdown,
     )
+    env.globals["static_url"] = static_urls()
     return env
