@@ -74,6 +74,23 @@ def check_password(password: str, username: str = "", field: str = "password") -
         raise FieldInvalid(field, "Your password must not be your username.")
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    """A sign-up checked and its password hashed: what `add_account` stores."""
+
+    username: str
+    email: str
+    password_hash: str
+
+
+def new_account(hasher: PasswordHasher, *, username: str, email: str, password: str) -> NewAccount:
+    """Check a sign-up's fields and hash its password (argon2: tens of milliseconds of CPU, so it happens
+    before the write transaction, never while holding the database's write lock)."""
+    username, email = clean_username(username), clean_email(email)
+    check_password(password, username)
+    return NewAccount(username, email, hasher.hash(password))
+
+
 def create_user(
     conn: Connection,
     hasher: PasswordHasher,
@@ -85,16 +102,27 @@ def create_user(
     admin: bool | None = None,
 ) -> User:
     """A new member. The first member of a hub is its admin unless `admin` says otherwise."""
-    username, email = clean_username(username), clean_email(email)
-    check_password(password, username)
+    made = new_account(hasher, username=username, email=email, password=password)
+    return add_account(conn, made, now, admin)
+
+
+def add_account(conn: Connection, account: NewAccount, now: datetime, admin: bool | None = None) -> User:
+    """Store a new member; FieldInvalid naming the field when the username or the email is taken (also when
+    another sign-up took it a moment ago: the constraint decides, not the check)."""
+    username, email = account.username, account.email
     if store.username_taken(conn, username):
         raise FieldInvalid("username", f"The username {username!r} is taken.")
     if store.email_taken(conn, email):
         raise FieldInvalid("email", "An account with that email address exists; sign in instead.")
     is_admin = store.count_users(conn) == 0 if admin is None else admin
-    return store.insert_user(
-        conn, username=username, email=email, password_hash=hasher.hash(password), is_admin=is_admin, now=now
+    made = store.insert_user(
+        conn, username=username, email=email, password_hash=account.password_hash, is_admin=is_admin, now=now
     )
+    if made is None:  # taken between the checks above and the insert (a sign-up sent twice at once)
+        if store.username_taken(conn, username):
+            raise FieldInvalid("username", f"The username {username!r} is taken.")
+        raise FieldInvalid("email", "An account with that email address exists; sign in instead.")
+    return made
 
 
 def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:

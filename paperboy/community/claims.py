@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from paperboy.errors import Conflict, FieldInvalid, Forbidden, NotFound
 from paperboy.models import Claim, User
@@ -72,10 +71,9 @@ def claim_authorship(conn: Connection, user: User, arxiv_id: str, author_name: s
         )
     if _confirmed_to_other(conn, arxiv_id, author, user.id) is not None:
         raise Conflict(f"{author} is already confirmed as another member of this hub.")
-    try:
-        claim_id = store.insert_claim(conn, user.id, arxiv_id, author, now)
-    except IntegrityError as exc:  # the same claim, sent twice at once
-        raise Conflict(f"You already claimed authorship of {arxiv_id}.") from exc
+    claim_id = store.insert_claim(conn, user.id, arxiv_id, author, now)
+    if claim_id is None:  # the same claim, sent twice at once
+        raise Conflict(f"You already claimed authorship of {arxiv_id}.")
     claim = store.get_claim(conn, claim_id)
     assert claim is not None
     return claim

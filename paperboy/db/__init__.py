@@ -74,9 +74,20 @@ def write(conn: Connection) -> Iterator[Connection]:
     """One write transaction on `conn`, which may already have read (a request's connection reads the viewer
     first): that read transaction is ended, then everything inside the block commits together or not at all.
     """
+    from paperboy.db.dialect import lock_for_write
+
     if conn.in_transaction():
         conn.commit()
     with conn.begin():
+        lock_for_write(conn)
+        yield conn
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """`engine.begin()` for a writer outside a request (jobs, CLI): a connection of its own, one write
+    transaction (holding SQLite's write lock from the start, see `write`)."""
+    with engine.connect() as conn, write(conn):
         yield conn
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from paperboy.db import dialect
 from paperboy.db.schema import claims, users
 from paperboy.models import Claim
 
@@ -39,14 +40,19 @@ def _select() -> sa.Select[tuple[object, ...]]:
     return sa.select(*_COLUMNS).join(users, users.c.id == claims.c.user_id)
 
 
-def insert_claim(conn: Connection, user_id: int, arxiv_id: str, author_name: str, now: datetime) -> int:
-    """A new pending claim. Raises sqlalchemy's IntegrityError when the member already claimed the paper."""
-    stmt = (
-        sa.insert(claims)
-        .values(user_id=user_id, arxiv_id=arxiv_id, author_name=author_name, status="pending", created_at=now)
-        .returning(claims.c.id)
-    )
-    return conn.execute(stmt).scalar_one()
+def insert_claim(
+    conn: Connection, user_id: int, arxiv_id: str, author_name: str, now: datetime
+) -> int | None:
+    """A new pending claim's id; None when the member already claimed the paper (nothing changes)."""
+    row = {
+        "user_id": user_id,
+        "arxiv_id": arxiv_id,
+        "author_name": author_name,
+        "status": "pending",
+        "created_at": now,
+    }
+    made = dialect.insert_ignore_returning(conn, claims, row, claims.c.id, ["user_id", "arxiv_id"])
+    return int(made) if made is not None else None
 
 
 def get_claim(conn: Connection, claim_id: int) -> Claim | None:

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from paperboy.db import dialect
 from paperboy.db.schema import ingest_cursors, ingest_runs
 from paperboy.models import UpsertCounts
 
@@ -19,12 +20,8 @@ def get_cursor(conn: Connection, name: str) -> dict[str, Any] | None:
 
 
 def set_cursor(conn: Connection, name: str, value: dict[str, Any], now: datetime) -> None:
-    """Store a cursor; call it in the same transaction as the page it describes."""
-    updated = conn.execute(
-        sa.update(ingest_cursors).where(ingest_cursors.c.name == name).values(value=value, updated_at=now)
-    )
-    if updated.rowcount == 0:
-        conn.execute(sa.insert(ingest_cursors).values(name=name, value=value, updated_at=now))
+    """Store a cursor (one upsert); call it in the same transaction as the page it describes."""
+    dialect.upsert(conn, ingest_cursors, {"name": name, "value": value, "updated_at": now}, ["name"])
 
 
 def delete_cursor(conn: Connection, name: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from paperboy.db import dialect
 from paperboy.db.schema import confirmations, outbox, subscriptions, topics
 from paperboy.models import Subscription, Topic
 
@@ -110,13 +111,19 @@ def active_subscriptions(conn: Connection) -> list[Subscription]:
 
 
 def insert_subscription(conn: Connection, *, email: str, now: datetime) -> Subscription:
-    """A new pending subscription with the default preferences."""
-    new_id = conn.execute(
-        sa.insert(subscriptions)
-        .values(email=email, status="pending", categories=[], authors=[], exclude=[], created_at=now)
-        .returning(subscriptions.c.id)
-    ).scalar_one()
-    made = get(conn, new_id)
+    """A new pending subscription with the default preferences, or the address's subscription when it has one
+    already (made a moment ago by the same form sent twice: the unique address decides, in one statement)."""
+    row = {
+        "email": email,
+        "status": "pending",
+        "created_at": now,
+        "categories": [],
+        "authors": [],
+        "exclude": [],
+    }
+
+    dialect.insert_ignore(conn, subscriptions, row, ["email"])
+    made = get_by_email(conn, email)
     assert made is not None
     return made
 
@@ -195,21 +202,14 @@ def add_topic(
     now: datetime,
 ) -> bool:
     """Add a topic unless the subscription already has that exact query; True when one was added."""
-    exists = conn.execute(
-        sa.select(topics.c.id).where(topics.c.subscription_id == subscription_id, topics.c.query == query)
-    ).first()
-    if exists is not None:
-        return False
-    conn.execute(
-        sa.insert(topics).values(
-            subscription_id=subscription_id,
-            query=query,
-            source=source,
-            filters={"categories": list(categories)} if categories else None,
-            created_at=now,
-        )
-    )
-    return True
+    row = {
+        "subscription_id": subscription_id,
+        "query": query,
+        "source": source,
+        "filters": {"categories": list(categories)} if categories else None,
+        "created_at": now,
+    }
+    return dialect.insert_ignore(conn, topics, row, ["subscription_id", "query"])
 
 
 def remove_topic(conn: Connection, subscription_id: int, topic_id: int) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from paperboy.db import dialect
 from paperboy.db.schema import api_tokens, claims, comments, sessions, users, votes
 from paperboy.models import ApiToken, User
 
@@ -40,21 +41,19 @@ def count_users(conn: Connection) -> int:
 
 def insert_user(
     conn: Connection, *, username: str, email: str, password_hash: str, is_admin: bool, now: datetime
-) -> User:
-    """A new member. Raises sqlalchemy's IntegrityError when the username or email is taken."""
-    user_id = conn.execute(
-        sa.insert(users)
-        .values(
-            username=username,
-            username_key=username.lower(),
-            email=email,
-            password_hash=password_hash,
-            is_admin=is_admin,
-            created_at=now,
-        )
-        .returning(users.c.id)
-    ).scalar_one()
-    return User(user_id, username, email, now, is_admin=is_admin)
+) -> User | None:
+    """A new member, or None when the username or the email is taken (nothing is inserted). One statement:
+    two sign-ups with the same name at the same moment make one account and raise nothing."""
+    row = {
+        "username": username,
+        "username_key": username.lower(),
+        "email": email,
+        "password_hash": password_hash,
+        "is_admin": is_admin,
+        "created_at": now,
+    }
+    user_id = dialect.insert_ignore_returning(conn, users, row, users.c.id)
+    return User(user_id, username, email, now, is_admin=is_admin) if user_id is not None else None
 
 
 def username_taken(conn: Connection, username: str) -> bool:

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from paperboy.db import dialect
 from paperboy.db.schema import votes
 
 
@@ -17,11 +18,10 @@ def has_voted(conn: Connection, user_id: int, arxiv_id: str) -> bool:
 
 
 def add_vote(conn: Connection, user_id: int, arxiv_id: str, now: datetime) -> bool:
-    """Upvote; False when the member had already upvoted (nothing changes)."""
-    if has_voted(conn, user_id, arxiv_id):
-        return False
-    conn.execute(sa.insert(votes).values(user_id=user_id, arxiv_id=arxiv_id, created_at=now))
-    return True
+    """Upvote; False when the member had already upvoted (nothing changes). One statement: the same vote
+    sent twice at once inserts once and raises nothing."""
+    row = {"user_id": user_id, "arxiv_id": arxiv_id, "created_at": now}
+    return dialect.insert_ignore(conn, votes, row, ["user_id", "arxiv_id"])
 
 
 def remove_vote(conn: Connection, user_id: int, arxiv_id: str) -> bool:

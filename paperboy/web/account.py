@@ -95,10 +95,9 @@ def signup(
     target = security.safe_next(next)
     limiter.hit("signup", [security.client_ip(request)])
     try:
+        account = accounts.new_account(hasher, username=username, email=email, password=password)
         with write(conn):
-            user = accounts.create_user(
-                conn, hasher, username=username, email=email, password=password, now=now
-            )
+            user = accounts.add_account(conn, account, now)
             token = accounts.start_session(conn, user, now)
     except FieldInvalid as exc:
         form = {"username": username[:40], "email": email[:254]}
@@ -158,9 +157,10 @@ def login(
     target = security.safe_next(next)
     login_key = username.strip().lower()[:254]
     limiter.hit("signin", ["ip:" + security.client_ip(request), "account:" + login_key if login_key else ""])
-    with write(conn):
-        user = accounts.authenticate(conn, hasher, username, password)
-        if user is not None:
+    # The password check (argon2) runs before the write transaction, not while holding the write lock.
+    user = accounts.authenticate(conn, hasher, username, password)
+    if user is not None:
+        with write(conn):
             # A new session id at every sign-in (no fixation); the session this browser had ends.
             accounts.end_session(conn, request.cookies.get(security.SESSION_COOKIE))
             token = accounts.start_session(conn, user, now)
