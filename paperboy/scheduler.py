@@ -308,10 +308,10 @@ class Scheduler:
             job.last_run = self._now_or(job.last_run)
             job.retry_at = job.last_run + timedelta(seconds=wait) if job.last_run is not None else None
             if job.failures == 1:
-                log.exception("sync %s: failed; retrying in %.0f s", job.name, wait)
+                log.exception("sync %s: failed; retrying in %.3g s", job.name, wait)
             else:
                 log.warning(
-                    "sync %s: failed %d times in a row (%s); retrying in %.0f s",
+                    "sync %s: failed %d times in a row (%s); retrying in %.3g s",
                     job.name,
                     job.failures,
                     describe(exc),

@@ -338,10 +338,10 @@ class IndexWorker:
         except Exception as exc:  # anything: the thread must outlive a locked or restarting database
             wait = self.backoff.failed()
             if self.backoff.failures == 1:
-                log.exception("indexer: tick failed; retrying in %.0f s", wait)
+                log.exception("indexer: tick failed; retrying in %.3g s", wait)
             else:
                 log.warning(
-                    "indexer: tick failed %d times in a row (%s); retrying in %.0f s",
+                    "indexer: tick failed %d times in a row (%s); retrying in %.3g s",
                     self.backoff.failures,
                     describe(exc),
                     wait,

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from paperboy.db import dialect
 from paperboy.db.schema import background_status
 
 # Always written: the rest only when known (not None).
@@ -41,32 +42,13 @@ class LoopStatus:
         return self.failures == 0
 
 
-def _upsert(conn: Connection, values: dict[str, Any], update: list[str]) -> None:
-    # A local copy of the dialect fork (db/dialect.py does not exist yet): INSERT … ON CONFLICT (name)
-    # DO UPDATE on SQLite and PostgreSQL alike, one statement, so two writers never race into a duplicate.
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pg = pg_insert(background_status).values(values)
-        conn.execute(
-            pg.on_conflict_do_update(index_elements=["name"], set_={c: pg.excluded[c] for c in update})
-        )
-        return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    lite = sqlite_insert(background_status).values(values)
-    conn.execute(
-        lite.on_conflict_do_update(index_elements=["name"], set_={c: lite.excluded[c] for c in update})
-    )
-
-
 def record(conn: Connection, status: LoopStatus) -> None:
     """Write `status` in one statement: failures and updated_at always, the other columns when not None."""
     if status.updated_at is None:
         raise ValueError("a recorded status needs updated_at")
     known = [c for c in _OPTIONAL if getattr(status, c) is not None]
     values = {"name": status.name, **{c: getattr(status, c) for c in (*_ALWAYS, *known)}}
-    _upsert(conn, values, [*_ALWAYS, *known])
+    dialect.upsert(conn, background_status, values, keys=["name"], update=[*_ALWAYS, *known])
 
 
 def _status(row: RowMapping) -> LoopStatus:
