@@ -40,7 +40,12 @@ class Hub:
 
     def rows(self, model: str = DEFAULT_MODEL) -> list[tuple[object, ...]]:
         with self.engine.connect() as conn:
-            stmt = sa.select(embeddings).where(embeddings.c.model == model).order_by(embeddings.c.arxiv_id)
+            columns = ("arxiv_id", "model", "dim", "vector", "text_hash", "embedded_at")
+            stmt = (
+                sa.select(*(embeddings.c[c] for c in columns))
+                .where(embeddings.c.model == model)
+                .order_by(embeddings.c.arxiv_id)
+            )
             return [tuple(r) for r in conn.execute(stmt)]
 
 

@@ -32,4 +32,4 @@ def test_migrations_match_the_schema(engine: Engine) -> None:
 def test_upgrade_is_repeatable(engine: Engine) -> None:
     upgrade(engine)  # already at head: a no-op, not an error
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0007"

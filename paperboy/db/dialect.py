@@ -38,7 +38,7 @@ def insert_ignore(
 
     (Told by a RETURNING row, not `rowcount`: SQLAlchemy adds RETURNING of the primary key on its own for
     some tables, and then psycopg reports no rowcount.)"""
-    stmt = (
+    stmt: Any = (
         insert(conn, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=keys)
@@ -73,13 +73,14 @@ def upsert(
     if not many:
         return
     columns = update if update is not None else [c for c in many[0] if c not in keys]
-    stmt = insert(conn, table)
+    plain = insert(conn, table)
+    stmt: Any
     if columns:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
+        stmt = plain.on_conflict_do_update(
+            index_elements=list(keys), set_={c: plain.excluded[c] for c in columns}
         )
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        stmt = plain.on_conflict_do_nothing(index_elements=list(keys))
     conn.execute(stmt, many)
 
 
@@ -93,3 +94,28 @@ def lock_for_write(conn: Connection) -> None:
     """
     if is_sqlite(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- change sequences: the order in which writes became visible ---------------------------------------------
+
+
+def next_change_seq(conn: Connection, column: sa.Column[Any], *where: sa.ColumnElement[bool]) -> Any:
+    """SQL for the `change_seq` of a row written now, in commit order (what index sync follows).
+
+    SQLite has one writer at a time, so the next number after the largest committed one is in commit order.
+    PostgreSQL's transactions commit in any order: the writing transaction's id is used, and readers take
+    only rows below `change_horizon` (every transaction below it has ended), so a late commit is read late,
+    never skipped.
+    """
+    if is_sqlite(conn):
+        return sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1).where(*where).scalar_subquery()
+    return sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
+
+
+def change_horizon(conn: Connection) -> int | None:
+    """Rows whose `change_seq` is below this are committed and will never be joined by others below it
+    (None: no limit, SQLite). Read it before the rows it bounds."""
+    if is_sqlite(conn):
+        return None
+    xmin = sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+    return int(conn.execute(sa.select(sa.cast(sa.cast(xmin, sa.Text), sa.BigInteger))).scalar_one())

@@ -62,9 +62,12 @@ papers = sa.Table(
     sa.Column("ai_keywords", sa.JSON, nullable=True),
     sa.Column("first_seen_at", UTCDateTime(), nullable=False),
     sa.Column("changed_at", UTCDateTime(), nullable=False),
+    # Migration 0007: in commit order (db/dialect.py change_seq), what the keyword index follows.
+    sa.Column("change_seq", sa.BigInteger, nullable=False, server_default="0"),
 )
 sa.Index("ix_papers_published_at", papers.c.published_at)
 sa.Index("ix_papers_changed_at", papers.c.changed_at)
+sa.Index("ix_papers_change_seq", papers.c.change_seq, papers.c.arxiv_id)
 # Migration 0002: the keyset order of GET /api/papers.
 sa.Index(
     "ix_papers_order",
@@ -130,8 +133,13 @@ embeddings = sa.Table(
     sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian, L2-normalised
     sa.Column("text_hash", sa.String(64), nullable=False),  # of the text embedded: skip re-embedding the same
     sa.Column("embedded_at", UTCDateTime(), nullable=False),
+    # Migration 0007: in commit order, what the vector index follows; and the paper's change_seq the vector
+    # was computed from (the vector is stale when the paper's differs).
+    sa.Column("change_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("paper_seq", sa.BigInteger, nullable=False, server_default="-1"),
 )
 sa.Index("ix_embeddings_model_embedded_at", embeddings.c.model, embeddings.c.embedded_at)
+sa.Index("ix_embeddings_model_change_seq", embeddings.c.model, embeddings.c.change_seq, embeddings.c.arxiv_id)
 
 
 # Migration 0004: members and what they do (issue 4).

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from paperboy.db import dialect, transaction
 from paperboy.errors import IndexUnusable
 from paperboy.models import Paper
 from paperboy.search.embed import Embedder, document_text, text_hash
@@ -40,26 +41,49 @@ def keyword_doc(p: Paper) -> KeywordDoc:
     return KeywordDoc(p.arxiv_id, p.title, p.abstract, p.authors, p.categories, published)
 
 
+# An index saved before change sequences knows only the time of the last change it took (stamped before that
+# change's transaction committed): it continues from the last change made this long before that time, so
+# any transaction that was still open then is synced too (each paper again at most once; upserts are
+# idempotent).
+LEGACY_OVERLAP = timedelta(hours=1)
+
+
 def sync_keyword(
     engine: Engine, index: KeywordIndex, batch: int = 2000, progress: Progress | None = None
 ) -> int:
-    """Put every paper changed since the index's `synced_at` into it; returns how many."""
+    """Put every paper changed after the index's `synced_seq` into it, in commit order; returns how many.
+
+    The cursor is a change sequence given at commit order (db.dialect.next_change_seq), read only below the
+    horizon of what is committed for good: a transaction that commits late is synced late, never skipped.
+    """
     done = 0
-    after: tuple[datetime, str] | None = None
-    since = index.synced_at
+    with engine.connect() as conn:
+        cursor = index.synced_seq
+        if cursor is None:
+            since = index.synced_at
+            cursor = store.change_seq_before(conn, since - LEGACY_OVERLAP) if since is not None else 0
+        horizon = dialect.change_horizon(conn)
+    after = (cursor + 1, "")  # every change after `cursor`
     while True:
         with engine.connect() as conn:
-            rows = store.changed_since(conn, since, batch, after)
+            rows = store.changes_after(conn, after, batch, horizon)
         if not rows:
             break
-        index.upsert([keyword_doc(p) for p, _ in rows])
-        last_paper, last_changed = rows[-1]
-        after = (last_changed, last_paper.arxiv_id)
-        index.synced_at = last_changed
+        index.upsert([keyword_doc(c.paper) for c in rows])
+        last = rows[-1]
+        after = (last.seq, last.paper.arxiv_id)
+        # Other papers of the last page's change may come on the next page: until then, only the changes
+        # before it are complete in the index.
+        index.synced_seq = last.seq - 1 if len(rows) == batch else last.seq
+        index.synced_at = last.changed_at
         index.commit()
         done += len(rows)
         if progress is not None:
             progress(done, None)
+    final = after[0] if done else cursor  # the last page was empty: every change up to here is in
+    if index.synced_seq != final:
+        index.synced_seq = final
+        index.commit()
     return done
 
 
@@ -94,20 +118,20 @@ def embed_pending(
         after = todo[-1].arxiv_id
         texts = {t.arxiv_id: document_text(t.title, t.abstract) for t in todo}
         hashes = {i: text_hash(t) for i, t in texts.items()}
-        same = [t.arxiv_id for t in todo if t.stored_hash == hashes[t.arxiv_id]]
+        same = {t.arxiv_id: t.paper_seq for t in todo if t.stored_hash == hashes[t.arxiv_id]}
         fresh = [t.arxiv_id for t in todo if t.stored_hash != hashes[t.arxiv_id]]
+        seqs = {t.arxiv_id: t.paper_seq for t in todo}
         vectors = (
             embedder.embed_documents([texts[i] for i in fresh]) if fresh else np.zeros((0, embedder.dim))
         )
         vectors = np.asarray(vectors, dtype=np.float32)
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             at = now()
             embedding_store.touch(conn, embedder.model, same, at)
             rows = [(i, vectors[n].astype("<f4").tobytes(), hashes[i]) for n, i in enumerate(fresh)]
-            embedding_store.save(conn, embedder.model, embedder.dim, rows, at)
+            embedding_store.save(conn, embedder.model, embedder.dim, rows, at, seqs)
         if fresh:
             index.upsert(fresh, vectors)
-        index.synced_at = at
         done += len(todo)
         batches += 1
         if batches % save_every == 0:
@@ -119,20 +143,37 @@ def embed_pending(
     return done
 
 
-def sync_vector(engine: Engine, index: VectorIndex, model: str) -> int:
-    """Add to the index the vectors that were stored after its `synced_at` (by another process)."""
+def sync_vector(engine: Engine, index: VectorIndex, model: str, batch: int = 5000) -> int:
+    """Add to the index the vectors stored after its `synced_seq` (by this process's embedder or another
+    process), in commit order; returns how many. Same cursor rules as `sync_keyword`."""
     added = 0
     with engine.connect() as conn:
-        newest = embedding_store.latest(conn, model)
-        if newest is None or (index.synced_at is not None and newest <= index.synced_at):
-            return 0
-        for rows in embedding_store.iter_vectors(conn, model, since=index.synced_at):
-            ids = [i for i, _ in rows]
-            matrix = np.vstack([np.frombuffer(v, dtype="<f4") for _, v in rows])
-            index.upsert(ids, matrix)
-            added += len(ids)
-    index.synced_at = newest
-    index.save()
+        cursor = index.synced_seq
+        if cursor is None:
+            since = index.synced_at
+            cursor = (
+                embedding_store.change_seq_before(conn, model, since - LEGACY_OVERLAP)
+                if since is not None
+                else 0
+            )
+        horizon = dialect.change_horizon(conn)
+    after = (cursor + 1, "")  # every vector written after `cursor`
+    while True:
+        with engine.connect() as conn:
+            rows = embedding_store.vectors_after(conn, model, after, batch, horizon)
+        if not rows:
+            break
+        matrix = np.vstack([np.frombuffer(r.vector, dtype="<f4") for r in rows])
+        index.upsert([r.arxiv_id for r in rows], matrix)
+        added += len(rows)
+        after = (rows[-1].seq, rows[-1].arxiv_id)
+        if len(rows) < batch:
+            break
+    if added or index.synced_seq != cursor:
+        index.synced_seq = after[0] if added else cursor
+        with engine.connect() as conn:
+            index.synced_at = embedding_store.latest(conn, model)
+        index.save()
     return added
 
 
@@ -179,5 +220,5 @@ def rebuild_keyword(path: Path, engine: Engine, progress: Progress | None = None
 
 def forget_vectors(engine: Engine, model: str) -> None:
     """Drop the stored vectors of `model` so that every paper is embedded again (`paperboy index rebuild`)."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         embedding_store.delete_model(conn, model)

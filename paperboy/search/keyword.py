@@ -6,8 +6,9 @@ magnitude faster than SQLite FTS5, and ranks on a par with both (docs/search.md,
 `bench/keyword_engines.py`).
 
 The database stays the source of truth: the index can be deleted at any time and rebuilt with `upsert`.
-`synced_at` (the `papers.changed_at` up to which the index is current) lives in a small JSON sidecar inside
-the index folder, written by `commit()` after the documents are committed, so a crash leaves it behind the
+`synced_seq` (the `papers.change_seq`, in commit order, up to which the index is current) and `synced_at`
+(the time of that change, for people) live in a small JSON sidecar inside the index folder, written by
+`commit()` after the documents are committed, so a crash leaves it behind the
 documents (re-syncing is idempotent), never ahead of them.
 
 User text never reaches tantivy's query parser: `search` tokenizes it with the index's own analyzers and
@@ -145,9 +146,14 @@ class KeywordIndex:
     index at a time (tantivy's lock file); any number may read it.
     """
 
-    def __init__(self, path: Path, index: tantivy.Index, synced_at: datetime | None) -> None:
+    def __init__(
+        self, path: Path, index: tantivy.Index, synced_at: datetime | None, synced_seq: int | None = None
+    ) -> None:
         self.path = path
         self.synced_at = synced_at
+        # papers.change_seq up to which every change is in the index (indexer.sync_keyword); None: an
+        # index made before change sequences, synced by `synced_at` alone
+        self.synced_seq = synced_seq
         self._index = index
         self._schema = index.schema
         self._text = _analyzer(stem=True)
@@ -175,11 +181,11 @@ class KeywordIndex:
         if not present:
             index = tantivy.Index(_schema(), str(path), reuse=False)
             _register(index)
-            _write_sidecar(path, None)
-            return cls(path, index, None)
+            _write_sidecar(path, None, 0)
+            return cls(path, index, None, 0)
         if "meta.json" not in present or SIDECAR not in present:
             raise IndexUnusable(f"{path} is not a complete paperboy keyword index")
-        synced_at = _read_sidecar(path)
+        synced_at, synced_seq = _read_sidecar(path)
         _verify_checksums(path)
         try:
             index = tantivy.Index.open(str(path))
@@ -192,7 +198,7 @@ class KeywordIndex:
                 searcher.doc(hits[0][1])
         except (ValueError, OSError, RuntimeError) as exc:
             raise IndexUnusable(f"keyword index at {path} is damaged: {exc}") from exc
-        return cls(path, index, synced_at)
+        return cls(path, index, synced_at, synced_seq)
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -216,7 +222,7 @@ class KeywordIndex:
             if self._writer is not None:
                 self._writer.commit()
                 self._index.reload()
-            _write_sidecar(self.path, self.synced_at)
+            _write_sidecar(self.path, self.synced_at, self.synced_seq)
 
     def close(self) -> None:
         """Drop uncommitted writes and release the writer lock (searching still works)."""
@@ -454,7 +460,7 @@ def _verify_file(file: Path) -> None:
             raise ValueError(f"{file.name} fails its checksum")
 
 
-def _read_sidecar(path: Path) -> datetime | None:
+def _read_sidecar(path: Path) -> tuple[datetime | None, int | None]:
     try:
         data: Any = json.loads((path / SIDECAR).read_text(encoding="utf-8"))
         if data.get("schema_version") != SCHEMA_VERSION:
@@ -463,15 +469,22 @@ def _read_sidecar(path: Path) -> datetime | None:
                 f"this paperboy uses {SCHEMA_VERSION}"
             )
         raw = data.get("synced_at")
-        return None if raw is None else datetime.fromisoformat(raw)
+        seq = data.get("synced_seq")
+        if seq is not None and not isinstance(seq, int):
+            raise ValueError(f"synced_seq {seq!r} is not a number")
+        return (None if raw is None else datetime.fromisoformat(raw)), seq
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise IndexUnusable(f"keyword index at {path} has an unreadable {SIDECAR}: {exc}") from exc
 
 
-def _write_sidecar(path: Path, synced_at: datetime | None) -> None:
+def _write_sidecar(path: Path, synced_at: datetime | None, synced_seq: int | None) -> None:
     if synced_at is not None and synced_at.tzinfo is None:
         raise ValueError("synced_at must be timezone-aware (UTC)")
-    data = {"schema_version": SCHEMA_VERSION, "synced_at": synced_at.isoformat() if synced_at else None}
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "synced_at": synced_at.isoformat() if synced_at else None,
+        "synced_seq": synced_seq,
+    }
     tmp = path / (SIDECAR + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         json.dump(data, f)

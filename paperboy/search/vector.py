@@ -148,6 +148,7 @@ class VectorIndex:
     """HNSW over L2-normalised float32 vectors keyed by arXiv id (str); cosine similarity."""
 
     synced_at: datetime | None
+    synced_seq: int | None  # embeddings.change_seq up to which the index holds every stored vector
 
     def __init__(self, path: Path, dim: int, model: str, index: Any, ids: list[str | None], capacity: int):
         self.path = Path(path)
@@ -155,6 +156,7 @@ class VectorIndex:
         self.model = model
         self.capacity = capacity  # a hint: usearch doubles its storage by itself as vectors arrive
         self.synced_at = None
+        self.synced_seq = 0
         self._index = index
         self._ids = ids  # usearch key -> arXiv id; None where a deleted paper's key is free for reuse
         self._keys = {i: k for k, i in enumerate(ids) if i is not None}
@@ -214,6 +216,11 @@ class VectorIndex:
                 out.synced_at = datetime.fromisoformat(meta["synced_at"])
             except (TypeError, ValueError) as exc:
                 raise IndexUnusable(f"vector index {path}: bad synced_at in the sidecar") from exc
+        seq = meta.get("synced_seq")
+        if seq is not None and not isinstance(seq, int):
+            raise IndexUnusable(f"vector index {path}: bad synced_seq in the sidecar")
+        # None: saved before change sequences; the index worker continues from synced_at with an overlap
+        out.synced_seq = seq
         return out
 
     @staticmethod
@@ -402,6 +409,7 @@ class VectorIndex:
                     "bytes": tmp_index.stat().st_size,
                     "crc32": _crc32(tmp_index),
                     "synced_at": self.synced_at.isoformat() if self.synced_at is not None else None,
+                    "synced_seq": self.synced_seq,
                     "ids": self._ids,
                 }
                 with tmp_side.open("w", encoding="utf-8") as f:

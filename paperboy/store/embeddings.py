@@ -2,38 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from paperboy.db import dialect
 from paperboy.db.schema import embeddings, papers
 
 
 @dataclass(frozen=True)
 class PendingText:
-    """A paper whose vector for the current model is missing or older than the paper's last change."""
+    """A paper whose vector for the current model is missing or was computed from an older version of it."""
 
     arxiv_id: str
     title: str
     abstract: str
     stored_hash: str | None  # hash of the text embedded last time, if any
+    paper_seq: int = 0  # the paper's change_seq when this text was read: what a vector made from it is of
+
+
+def _stale(e: Any) -> sa.ColumnElement[bool]:
+    # The vector was made from another version of the paper than the stored one (compared by change_seq,
+    # read with the text: a change that commits while the vector is computed leaves the paper pending).
+    return sa.or_(e.c.arxiv_id.is_(None), e.c.paper_seq != papers.c.change_seq)
 
 
 def pending(conn: Connection, model: str, limit: int, after: str = "") -> list[PendingText]:
     """Up to `limit` papers needing a vector for `model`, in arxiv_id order after `after` (for paging)."""
     e = embeddings.alias("e")
     stmt = (
-        sa.select(papers.c.arxiv_id, papers.c.title, papers.c.abstract, e.c.text_hash)
+        sa.select(papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.change_seq, e.c.text_hash)
         .select_from(papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model)))
-        .where(sa.or_(e.c.arxiv_id.is_(None), papers.c.changed_at > e.c.embedded_at))
+        .where(_stale(e))
         .where(papers.c.arxiv_id > after)
         .order_by(papers.c.arxiv_id)
         .limit(limit)
     )
-    return [PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash) for r in conn.execute(stmt)]
+    return [
+        PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash, r.change_seq) for r in conn.execute(stmt)
+    ]
 
 
 def count_pending(conn: Connection, model: str) -> int:
@@ -41,36 +52,69 @@ def count_pending(conn: Connection, model: str) -> int:
     stmt = (
         sa.select(sa.func.count())
         .select_from(papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model)))
-        .where(sa.or_(e.c.arxiv_id.is_(None), papers.c.changed_at > e.c.embedded_at))
+        .where(_stale(e))
     )
     return conn.execute(stmt).scalar_one()
 
 
 def save(
-    conn: Connection, model: str, dim: int, rows: Sequence[tuple[str, bytes, str]], now: datetime
+    conn: Connection,
+    model: str,
+    dim: int,
+    rows: Sequence[tuple[str, bytes, str]],
+    now: datetime,
+    paper_seqs: Mapping[str, int] | None = None,
 ) -> None:
-    """Store (arxiv_id, float32 vector bytes, text hash) rows for `model`, replacing older ones."""
+    """Store (arxiv_id, float32 vector bytes, text hash) rows for `model`, replacing older ones (one upsert:
+    two processes embedding the same paper at once both succeed, the later write wins).
+
+    `paper_seqs` are the papers' change_seq read with the texts that were embedded (`PendingText`); without
+    them, the vectors count as made from the papers as stored now (an import of precomputed vectors)."""
     if not rows:
         return
-    ids = [r[0] for r in rows]
-    conn.execute(sa.delete(embeddings).where(embeddings.c.model == model, embeddings.c.arxiv_id.in_(ids)))
-    conn.execute(
-        sa.insert(embeddings),
-        [
-            {"arxiv_id": i, "model": model, "dim": dim, "vector": v, "text_hash": h, "embedded_at": now}
-            for i, v, h in rows
-        ],
+    if paper_seqs is None:
+        paper_seqs = {}
+        ids = [r[0] for r in rows]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found = sa.select(papers.c.arxiv_id, papers.c.change_seq).where(papers.c.arxiv_id.in_(chunk))
+            paper_seqs.update({a: s for a, s in conn.execute(found).all()})
+    values = [
+        {
+            "arxiv_id": i,
+            "model": model,
+            "dim": dim,
+            "vector": v,
+            "text_hash": h,
+            "embedded_at": now,
+            "paper_seq": paper_seqs.get(i, -1),
+        }
+        for i, v, h in rows
+    ]
+    seq = dialect.next_change_seq(conn, embeddings.c.change_seq, embeddings.c.model == model)
+    insert = dialect.insert(conn, embeddings).values(change_seq=seq)
+    upsert = insert.on_conflict_do_update(
+        index_elements=["arxiv_id", "model"],
+        set_={
+            **{c: insert.excluded[c] for c in ("dim", "vector", "text_hash", "embedded_at", "paper_seq")},
+            "change_seq": seq,
+        },
     )
+    conn.execute(upsert, values)
 
 
-def touch(conn: Connection, model: str, ids: Sequence[str], now: datetime) -> None:
-    """Mark vectors current without re-embedding (the paper changed, but not the text that was embedded)."""
-    if ids:
-        conn.execute(
-            sa.update(embeddings)
-            .where(embeddings.c.model == model, embeddings.c.arxiv_id.in_(list(ids)))
-            .values(embedded_at=now)
-        )
+def touch(conn: Connection, model: str, seqs: Mapping[str, int], now: datetime) -> None:
+    """Mark vectors current without re-embedding (the paper changed, but not the text that was embedded):
+    `seqs` maps each arxiv_id to the paper's change_seq read with its text. The vector itself is unchanged,
+    so the vector index has nothing to sync (no new change_seq)."""
+    if not seqs:
+        return
+    stmt = (
+        sa.update(embeddings)
+        .where(embeddings.c.model == model, embeddings.c.arxiv_id == sa.bindparam("b_arxiv_id"))
+        .values(embedded_at=now, paper_seq=sa.bindparam("b_paper_seq"))
+    )
+    conn.execute(stmt, [{"b_arxiv_id": i, "b_paper_seq": s} for i, s in seqs.items()])
 
 
 def count(conn: Connection, model: str) -> int:
@@ -80,16 +124,53 @@ def count(conn: Connection, model: str) -> int:
 
 
 def latest(conn: Connection, model: str) -> datetime | None:
-    """When the newest vector of `model` was stored: the index records it to tell whether it is stale."""
+    """When the newest vector of `model` was stored (shown by `paperboy index status`)."""
     return conn.execute(
         sa.select(sa.func.max(embeddings.c.embedded_at)).where(embeddings.c.model == model)
     ).scalar_one_or_none()
 
 
-def iter_vectors(
-    conn: Connection, model: str, batch: int = 5000, since: datetime | None = None
-) -> Iterator[list[tuple[str, bytes]]]:
-    """All (arxiv_id, vector bytes) of `model` (stored after `since`, when given), in batches."""
+@dataclass(frozen=True)
+class StoredVector:
+    arxiv_id: str
+    vector: bytes
+    seq: int  # change_seq: where this write stands in commit order
+
+
+def vectors_after(
+    conn: Connection, model: str, after: tuple[int, str], limit: int, horizon: int | None = None
+) -> list[StoredVector]:
+    """Vectors of `model` written after `after` = (change_seq, arxiv_id) in commit order, in keyset pages,
+    only below `horizon` (db.dialect.change_horizon). For the vector index sync."""
+    seq, arxiv_id = after
+    stmt = (
+        sa.select(embeddings.c.arxiv_id, embeddings.c.vector, embeddings.c.change_seq)
+        .where(
+            embeddings.c.model == model,
+            sa.or_(
+                embeddings.c.change_seq > seq,
+                sa.and_(embeddings.c.change_seq == seq, embeddings.c.arxiv_id > arxiv_id),
+            ),
+        )
+        .order_by(embeddings.c.change_seq, embeddings.c.arxiv_id)
+        .limit(limit)
+    )
+    if horizon is not None:
+        stmt = stmt.where(embeddings.c.change_seq < horizon)
+    return [StoredVector(r.arxiv_id, bytes(r.vector), r.change_seq) for r in conn.execute(stmt)]
+
+
+def change_seq_before(conn: Connection, model: str, at: datetime) -> int:
+    """The largest change_seq among vectors of `model` stored before `at` (0 if none): where a vector index
+    synced by the old `embedded_at` stamps continues from."""
+    stmt = sa.select(sa.func.coalesce(sa.func.max(embeddings.c.change_seq), 0)).where(
+        embeddings.c.model == model, embeddings.c.embedded_at < at
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def iter_vectors(conn: Connection, model: str, batch: int = 5000) -> Iterator[list[tuple[str, bytes]]]:
+    """All (arxiv_id, vector bytes) of `model`, in batches."""
     after = ""
     while True:
         stmt = (
@@ -98,8 +179,6 @@ def iter_vectors(
             .order_by(embeddings.c.arxiv_id)
             .limit(batch)
         )
-        if since is not None:
-            stmt = stmt.where(embeddings.c.embedded_at > since)
         rows = [(r.arxiv_id, bytes(r.vector)) for r in conn.execute(stmt)]
         if not rows:
             return
@@ -145,7 +224,7 @@ def import_targets(conn: Connection, model: str, ids: Sequence[str]) -> dict[str
                 papers.c.arxiv_id,
                 papers.c.title,
                 papers.c.abstract,
-                (e.c.arxiv_id.is_(None) | (papers.c.changed_at > e.c.embedded_at)).label("stale"),
+                _stale(e).label("stale"),
                 e.c.text_hash,
                 e.c.vector,
             )

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from paperboy.db import dialect
 from paperboy.db.schema import comments, featurings, papers, unfeatured, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts, in_category
@@ -115,49 +116,85 @@ def _row_to_featuring(row: RowMapping) -> Featuring:
 # --- writes -------------------------------------------------------------------------------------------------
 
 
+def _stored_papers(conn: Connection, ids: Sequence[str]) -> dict[str, Paper]:
+    """The stored rows of `ids`, locked until the transaction ends on PostgreSQL (two ingests merging into
+    the same paper take turns instead of overwriting each other's merge; SQLite's write lock does that)."""
+    stored: dict[str, Paper] = {}
+    for chunk in _chunks(ids):
+        stmt = sa.select(papers).where(papers.c.arxiv_id.in_(chunk)).with_for_update()
+        for row in conn.execute(stmt).mappings():
+            stored[row["arxiv_id"]] = row_to_paper(row)
+    return stored
+
+
 def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -> UpsertCounts:
-    """Store a batch of records; a second call with the same records changes no row."""
+    """Store a batch of records; a second call with the same records changes no row.
+
+    New papers are inserted with `on conflict do nothing`: a paper that another transaction inserted after
+    this one looked is merged into as an update instead (no IntegrityError, nothing lost). Every written row
+    gets the next `change_seq` (the keyword index follows it).
+    """
     incoming: dict[str, Paper] = {}
     for r in records:
         incoming[r.paper.arxiv_id] = merge_paper(incoming.get(r.paper.arxiv_id), r.paper)
-    ids = list(incoming)
-    stored: dict[str, Paper] = {}
-    for chunk in _chunks(ids):
-        for row in conn.execute(sa.select(papers).where(papers.c.arxiv_id.in_(chunk))).mappings():
-            stored[row["arxiv_id"]] = row_to_paper(row)
-
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    unchanged = 0
-    for arxiv_id, paper in incoming.items():
-        old = stored.get(arxiv_id)
-        merged = merge_paper(old, paper)
-        if old is None:
-            inserts.append({**paper_to_row(merged), "first_seen_at": now, "changed_at": now})
-        elif merged != old:
-            changed = paper_to_row(merged)
-            changed["b_arxiv_id"] = changed.pop("arxiv_id")
-            updates.append({**changed, "changed_at": now})
-        else:
-            unchanged += 1
-    if inserts:
-        conn.execute(sa.insert(papers), inserts)
-    if updates:
-        values: dict[str, Any] = {name: sa.bindparam(name) for name in (*_PAPER_FIELDS[1:], "changed_at")}
-        stmt = sa.update(papers).where(papers.c.arxiv_id == sa.bindparam("b_arxiv_id")).values(**values)
-        conn.execute(stmt, updates)
+    seq = dialect.next_change_seq(conn, papers.c.change_seq)
+    inserted = updated = unchanged = 0
+    todo = list(incoming)
+    for _attempt in range(2):  # the second pass merges into rows a concurrent writer inserted meanwhile
+        stored = _stored_papers(conn, todo)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for arxiv_id in todo:
+            paper, old = incoming[arxiv_id], stored.get(arxiv_id)
+            merged = merge_paper(old, paper)
+            if old is None:
+                inserts.append({**paper_to_row(merged), "first_seen_at": now, "changed_at": now})
+            elif merged != old:
+                changed = paper_to_row(merged)
+                changed["b_arxiv_id"] = changed.pop("arxiv_id")
+                updates.append({**changed, "changed_at": now})
+            else:
+                unchanged += 1
+        if updates:
+            values: dict[str, Any] = {name: sa.bindparam(name) for name in (*_PAPER_FIELDS[1:], "changed_at")}
+            stmt = sa.update(papers).where(papers.c.arxiv_id == sa.bindparam("b_arxiv_id"))
+            conn.execute(stmt.values(**values, change_seq=seq), updates)
+            updated += len(updates)
+        if not inserts:
+            break
+        new_ids = _insert_new(conn, inserts, seq)
+        inserted += len(new_ids)
+        todo = [row["arxiv_id"] for row in inserts if row["arxiv_id"] not in new_ids]
+        if not todo:
+            break
     featured = _upsert_featurings(conn, [r.featuring for r in records if r.featuring is not None])
-    return UpsertCounts(len(inserts), len(updates), unchanged, featured)
+    return UpsertCounts(inserted, updated, unchanged, featured)
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, Any]], seq: Any) -> set[str]:
+    """Insert the papers that are not stored yet; the ids actually inserted (not those another writer
+    inserted first)."""
+    done: set[str] = set()
+    for start in range(0, len(rows), 200):
+        stmt = (
+            dialect.insert(conn, papers)
+            .values(change_seq=seq)
+            .on_conflict_do_nothing(index_elements=["arxiv_id"])
+            .returning(papers.c.arxiv_id)
+        )
+        done.update(conn.execute(stmt, rows[start : start + 200]).scalars())
+    return done
 
 
 def _upsert_featurings(conn: Connection, items: list[Featuring]) -> int:
+    """Insert or merge featurings, unique per (paper, day) by constraint: one that another transaction
+    inserted after this one looked is merged into, not inserted twice."""
     if not items:
         return 0
     incoming: dict[tuple[str, date], Featuring] = {}
     for f in items:
         key = (f.arxiv_id, f.day)
         incoming[key] = merge_featuring(incoming.get(key), f)
-    stored: dict[tuple[str, date], tuple[int, Featuring]] = {}
     ids = sorted({k[0] for k in incoming})
     for chunk in _chunks(ids):
         removed = conn.execute(
@@ -165,29 +202,53 @@ def _upsert_featurings(conn: Connection, items: list[Featuring]) -> int:
         ).all()
         for arxiv_id, day in removed:
             incoming.pop((arxiv_id, day), None)  # an admin took it off that day's list: it stays off
-        rows = conn.execute(sa.select(featurings).where(featurings.c.arxiv_id.in_(chunk))).mappings()
-        for row in rows:
-            stored[(row["arxiv_id"], row["day"])] = (row["id"], _row_to_featuring(row))
-    inserts, updates = [], []
-    for key, f in incoming.items():
-        if key not in stored:
-            inserts.append(_featuring_to_row(f))
-            continue
-        row_id, old = stored[key]
-        merged = merge_featuring(old, f)
-        if merged != old:
-            updates.append({**_featuring_to_row(merged), "b_id": row_id})
-    if inserts:
-        conn.execute(sa.insert(featurings), inserts)
-    if updates:
-        cols = [c for c in _featuring_to_row(items[0]) if c not in ("arxiv_id", "day")]
-        stmt = (
-            sa.update(featurings)
-            .where(featurings.c.id == sa.bindparam("b_id"))
-            .values(**{c: sa.bindparam(c) for c in cols})
+    written = 0
+    todo = list(incoming)
+    for _attempt in range(2):  # the second pass merges into rows a concurrent writer inserted meanwhile
+        stored = _stored_featurings(conn, sorted({k[0] for k in todo}))
+        inserts, updates = [], []
+        for key in todo:
+            f = incoming[key]
+            if key not in stored:
+                inserts.append(_featuring_to_row(f))
+                continue
+            row_id, old = stored[key]
+            merged = merge_featuring(old, f)
+            if merged != old:
+                updates.append({**_featuring_to_row(merged), "b_id": row_id})
+        if updates:
+            cols = [c for c in _featuring_to_row(items[0]) if c not in ("arxiv_id", "day")]
+            stmt = (
+                sa.update(featurings)
+                .where(featurings.c.id == sa.bindparam("b_id"))
+                .values(**{c: sa.bindparam(c) for c in cols})
+            )
+            conn.execute(
+                stmt, [{k: v for k, v in u.items() if k not in ("arxiv_id", "day")} for u in updates]
+            )
+            written += len(updates)
+        if not inserts:
+            break
+        stmt_insert = (
+            dialect.insert(conn, featurings)
+            .on_conflict_do_nothing(index_elements=["arxiv_id", "day"])
+            .returning(featurings.c.arxiv_id, featurings.c.day)
         )
-        conn.execute(stmt, [{k: v for k, v in u.items() if k not in ("arxiv_id", "day")} for u in updates])
-    return len(inserts) + len(updates)
+        made = {(a, d) for a, d in conn.execute(stmt_insert, inserts).all()}
+        written += len(made)
+        todo = [(r["arxiv_id"], r["day"]) for r in inserts if (r["arxiv_id"], r["day"]) not in made]
+        if not todo:
+            break
+    return written
+
+
+def _stored_featurings(conn: Connection, ids: Sequence[str]) -> dict[tuple[str, date], tuple[int, Featuring]]:
+    stored: dict[tuple[str, date], tuple[int, Featuring]] = {}
+    for chunk in _chunks(ids):
+        stmt = sa.select(featurings).where(featurings.c.arxiv_id.in_(chunk)).with_for_update()
+        for row in conn.execute(stmt).mappings():
+            stored[(row["arxiv_id"], row["day"])] = (row["id"], _row_to_featuring(row))
+    return stored
 
 
 def unfeature(conn: Connection, arxiv_id: str, day: date, now: datetime, by: int | None) -> bool:
@@ -407,22 +468,42 @@ def keyword_search(conn: Connection, query: str, limit: int) -> list[StoredPaper
     return [found[i] for i in ids]
 
 
-def changed_since(
-    conn: Connection, since: datetime | None, limit: int, after: tuple[datetime, str] | None = None
-) -> list[tuple[Paper, datetime]]:
-    """Papers changed after `since` (all when None), oldest change first, in keyset pages: for index syncs.
+@dataclass(frozen=True)
+class Change:
+    """A paper as written by its latest change, and where that change stands in commit order."""
 
-    `after` is the (changed_at, arxiv_id) of the last row of the previous page.
-    """
-    stmt = sa.select(papers).order_by(papers.c.changed_at, papers.c.arxiv_id).limit(limit)
-    if since is not None:
-        stmt = stmt.where(papers.c.changed_at > since)
-    if after is not None:
-        at, arxiv_id = after
-        stmt = stmt.where(
-            sa.or_(papers.c.changed_at > at, sa.and_(papers.c.changed_at == at, papers.c.arxiv_id > arxiv_id))
+    paper: Paper
+    seq: int
+    changed_at: datetime
+
+
+def changes_after(
+    conn: Connection, after: tuple[int, str], limit: int, horizon: int | None = None
+) -> list[Change]:
+    """Papers whose latest change comes after `after` = (change_seq, arxiv_id) in commit order, in keyset
+    pages, only below `horizon` (db.dialect.change_horizon: what is committed for good). For index syncs."""
+    seq, arxiv_id = after
+    stmt = (
+        sa.select(papers)
+        .where(
+            sa.or_(
+                papers.c.change_seq > seq, sa.and_(papers.c.change_seq == seq, papers.c.arxiv_id > arxiv_id)
+            )
         )
-    return [(row_to_paper(row), row["changed_at"]) for row in conn.execute(stmt).mappings()]
+        .order_by(papers.c.change_seq, papers.c.arxiv_id)
+        .limit(limit)
+    )
+    if horizon is not None:
+        stmt = stmt.where(papers.c.change_seq < horizon)
+    rows = conn.execute(stmt).mappings()
+    return [Change(row_to_paper(row), row["change_seq"], row["changed_at"]) for row in rows]
+
+
+def change_seq_before(conn: Connection, at: datetime) -> int:
+    """The largest change_seq among papers last changed before `at` (0 if none): where an index synced by the
+    old `changed_at` stamps continues from."""
+    stmt = sa.select(sa.func.coalesce(sa.func.max(papers.c.change_seq), 0)).where(papers.c.changed_at < at)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def filter_ids(
