@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from paperboy.db import transaction
 from paperboy.errors import PaperboyError
 from paperboy.models import Page, UpsertCounts
 from paperboy.store import ingest_state
@@ -48,13 +49,13 @@ def run_ingest(
 ) -> IngestResult:
     """Store every page `pages` yields. `cursor_name` (default: `source`) is where each page's cursor goes."""
     cursor_name = cursor_name or source
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         run_id = ingest_state.start_run(conn, source, now())
     total = UpsertCounts()
     n_pages = 0
     try:
         for page in pages:
-            with engine.begin() as conn:
+            with transaction(engine) as conn:
                 counts = upsert_records(conn, page.records, now())
                 if page.cursor is not None:
                     ingest_state.set_cursor(conn, cursor_name, page.cursor, now())
@@ -63,13 +64,13 @@ def run_ingest(
             if progress is not None:
                 progress(page, counts)
     except (PaperboyError, OSError, ValueError) as exc:
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             ingest_state.finish_run(conn, run_id, total, now(), error=str(exc) or type(exc).__name__)
         raise IngestFailed(source, total, exc) from exc
     except BaseException as exc:  # KeyboardInterrupt and the like: log, then let it through
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             ingest_state.finish_run(conn, run_id, total, now(), error=f"interrupted ({type(exc).__name__})")
         raise
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         ingest_state.finish_run(conn, run_id, total, now())
     return IngestResult(source, run_id, total, n_pages)
