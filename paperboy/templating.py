@@ -304,6 +304,10 @@ def make_environment() -> Environment:
         autoescape=select_autoescape(["html", "xml"], default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship inside the package and do not change while the server runs. With auto_reload on,
+        # every {% include %} (two per card: 100 a list page) stat()s its file: 7 % of a list page's
+        # rendering under load (bench/load.py, docs/deploying.md "Load").
+        auto_reload=False,
     )
     env.filters.update(
         short_date=short_date,
