@@ -49,6 +49,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -558,10 +559,11 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
     raise SystemExit(f"{url} did not answer within {seconds} s")
 
 
-def start_hub(workdir: Path, port: int, threads: int | None) -> subprocess.Popen[bytes]:
+def start_hub(workdir: Path, port: int, threads: int | None, page_cache: float) -> subprocess.Popen[bytes]:
     extra = {"PAPERBOY_RATE_VOTE": "100000 per minute", "PAPERBOY_RATE_COMMENT": "100000 per minute"}
     if threads:
         extra["PAPERBOY_THREADS"] = str(threads)
+    extra["PAPERBOY_PAGE_CACHE_SECONDS"] = str(page_cache)
     env = _env(workdir / "data", PAPERBOY_BASE_URL=f"http://127.0.0.1:{port}", **extra)
     log_file = (workdir / "serve.log").open("ab")
     proc = subprocess.Popen(
@@ -645,20 +647,11 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not Path(spy).exists():
         log("py-spy not found: no profile")
         return None
+    # --gil: only the thread holding the GIL is sampled, so a thread queueing for it is not counted against
+    # the call that released it; --nonblocking: the server is never paused to be sampled
+    args = ["record", "--pid", str(pid), "--format", "raw", "--rate", "97", "--gil", "--nonblocking"]
     return subprocess.Popen(
-        [
-            spy,
-            "record",
-            "--pid",
-            str(pid),
-            "--format",
-            "raw",
-            "--rate",
-            "97",
-            "--output",
-            str(out),
-            "--threads",
-        ],
+        [spy, *args, "--output", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -691,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at 20 req/s before the first rate")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the hub here (default: a temp dir)")
     parser.add_argument("--threads", type=int, default=None, help="PAPERBOY_THREADS for the server")
+    parser.add_argument(
+        "--page-cache", type=float, default=0, help="PAPERBOY_PAGE_CACHE_SECONDS for the server (0: off)"
+    )
     parser.add_argument("--no-static", action="store_true", help="skip the static-server comparison")
     parser.add_argument("--profile", type=Path, default=None, help="write py-spy profiles of the server here")
     parser.add_argument("--seed", type=int, default=1)
@@ -701,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     if not rates or min(rates) <= 0 or args.duration <= 0:
         parser.error("--rates and --duration must be positive")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` then stops the servers
     temp = args.workdir is None
     workdir = Path(args.workdir or Path(os.environ.get("TMPDIR", "/tmp")) / f"paperboy-load-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -719,7 +716,7 @@ def _run(args: argparse.Namespace, rates: list[float], workdir: Path) -> int:
     ]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    hub = start_hub(workdir, port, args.threads)
+    hub = start_hub(workdir, port, args.threads, args.page_cache)
     static = None
     lines: list[dict[str, Any]] = []
     try:

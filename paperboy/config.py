@@ -50,6 +50,15 @@ class Settings(BaseSettings):
             "database pool is sized from it: threads + 6 connections for the background loops."
         ),
     )
+    page_cache_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description=(
+            "Keep anonymous readers' pages, feeds and API reads in memory this many seconds (0: off). For a "
+            "server with no caching proxy in front; see the Load section of docs/deploying.md."
+        ),
+    )
     base_url: str | None = Field(
         default=None,
         description="Public URL of the hub (used in feeds and emails). Default: http://host:port.",

@@ -214,6 +214,7 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         secret_key=secret_key(settings),
         rate_limits=rate_limits(settings),
         threads=settings.threads,
+        page_cache_seconds=settings.page_cache_seconds,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,
             min_interval=settings.arxiv_min_interval,

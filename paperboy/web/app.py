@@ -52,6 +52,7 @@ from paperboy.web import (
     votes,
 )
 from paperboy.web.deps import Site
+from paperboy.web.page_cache import PageCache
 from paperboy.web.security import Limiter, RateLimits
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def create_app(
     hasher: PasswordHasher | None = None,
     fetch_paper: Callable[[str], Paper | None] | None = None,
     threads: int = 40,
+    page_cache_seconds: float = 0.0,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
 
@@ -119,6 +121,7 @@ def create_app(
     one, search falls back to a plain keyword scan of the database and "Similar papers" stays empty.
     `threads` is how many requests are worked on at once (the worker threads; each holds one connection, so
     the engine's pool must hold at least that many: `paperboy.db.pool_size_for`).
+    `page_cache_seconds` > 0 keeps anonymous public answers in memory that long (`web/page_cache.py`).
     `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
     need a reload). `fetch_paper(arxiv_id)` looks a submitted paper up on arXiv; without it only papers
     already stored can be submitted.
@@ -220,6 +223,8 @@ def create_app(
         # started from a static file instead.
         return HTMLResponse(SWAGGER_PAGE.format(ui=f"/static/vendor/{SWAGGER_UI}"))
 
+    if page_cache_seconds > 0:  # innermost: replayed answers still get validators and 304s from HttpCaching
+        app.add_middleware(PageCache, seconds=page_cache_seconds)
     app.add_middleware(caching.HttpCaching)  # inside HeadAsGet: HEAD gets the GET's ETag and 304s
     app.add_middleware(security.HeadAsGet)
     app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
