@@ -13,6 +13,15 @@ MAX_QUERY_CHARS = 1000  # longer queries are cut: a 10 kB paste still gets an an
 CANDIDATES = 100  # per mode, before fusion
 MAX_PAGE = 50  # pages past this are refused: fused candidates are bounded anyway
 _WORD = re.compile(r"\w", re.UNICODE)
+# arXiv's archives, current and retired (https://arxiv.org/category_taxonomy): a category filter names one of
+# them (`cs`) or a category in one (`cs.CL`); anything else is refused rather than silently matching nothing.
+ARCHIVES = frozenset(
+    """
+    astro-ph cond-mat cs econ eess gr-qc hep-ex hep-lat hep-ph hep-th math math-ph nlin nucl-ex nucl-th
+    physics q-bio q-fin quant-ph stat acc-phys adap-org alg-geom ao-sci atom-ph bayes-an chao-dyn chem-ph
+    cmp-lg comp-gas dg-ga funct-an mtrl-th patt-sol plasm-ph q-alg solv-int supr-con
+    """.split()  # noqa: SIM905 (a list literal would take one line per name)
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class SearchQuery:
         if self.start and self.end and self.start > self.end:
             raise InvalidInput(f"the date range {self.start}..{self.end} ends before it starts")
         for c in self.categories:
-            if not re.fullmatch(r"[a-z][a-z\-]*(\.[A-Za-z\-]+)?", c):
+            if not re.fullmatch(r"[a-z][a-z\-]*(\.[A-Za-z\-]+)?", c) or c.split(".")[0] not in ARCHIVES:
                 raise InvalidInput(f"category {c!r} is not an arXiv category such as cs.CL or math")
 
 

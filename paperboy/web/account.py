@@ -21,7 +21,7 @@ from paperboy.errors import FieldInvalid
 from paperboy.models import User
 from paperboy.store import subscriptions as subscription_store
 from paperboy.store import users as store
-from paperboy.web import deps, security
+from paperboy.web import deps, schemas, security
 from paperboy.web.deps import Pages, Site, Viewer
 from paperboy.web.security import Limiter
 
@@ -276,7 +276,7 @@ def create_token(
 
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke_token(
-    token_id: int,
+    token_id: schemas.RowId,
     user: User = Depends(deps.member),
     conn: Connection = Depends(deps.conn),
 ) -> Response:

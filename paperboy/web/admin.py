@@ -101,7 +101,7 @@ def _set_disabled(conn: Connection, admin: User, user_id: int, disabled: bool) -
 
 @router.post("/admin/users/{user_id}/disable")
 def disable_user(
-    user_id: int, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
+    user_id: schemas.RowId, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
 ) -> Response:
     """Disable a member: their sessions end at once and their API tokens stop working."""
     return _set_disabled(conn, admin, user_id, True)
@@ -109,7 +109,7 @@ def disable_user(
 
 @router.post("/admin/users/{user_id}/enable")
 def enable_user(
-    user_id: int, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
+    user_id: schemas.RowId, admin: User = Depends(deps.admin), conn: Connection = Depends(deps.conn)
 ) -> Response:
     return _set_disabled(conn, admin, user_id, False)
 
@@ -120,7 +120,14 @@ def _admin_of_api(user: User = Depends(deps.api_member)) -> User:
     return user
 
 
-@api_router.get("/admin", tags=["paperboy"])
+@api_router.get(
+    "/admin",
+    tags=["paperboy"],
+    responses={
+        401: {"model": schemas.ApiError, "description": "No valid API token or session."},
+        403: {"model": schemas.ApiError, "description": "The token's member is not an admin."},
+    },
+)
 def admin_json(
     _admin: User = Depends(_admin_of_api), conn: Connection = Depends(deps.conn)
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from paperboy.community import claims as ops
 from paperboy.db import write
 from paperboy.errors import NotFound
 from paperboy.models import User, parse_arxiv_id
-from paperboy.web import deps, security
+from paperboy.web import deps, schemas, security
 from paperboy.web.pages import paper_path
 from paperboy.web.security import Limiter
 
@@ -57,7 +57,7 @@ def _decide(
 
 @router.post("/admin/claims/{claim_id}/approve")
 def approve(
-    claim_id: int,
+    claim_id: schemas.RowId,
     next: str = Form(""),
     admin: User = Depends(deps.admin),
     conn: Connection = Depends(deps.conn),
@@ -68,7 +68,7 @@ def approve(
 
 @router.post("/admin/claims/{claim_id}/reject")
 def reject(
-    claim_id: int,
+    claim_id: schemas.RowId,
     next: str = Form(""),
     admin: User = Depends(deps.admin),
     conn: Connection = Depends(deps.conn),

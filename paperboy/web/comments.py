@@ -21,7 +21,7 @@ from paperboy.community import comments
 from paperboy.db import write
 from paperboy.errors import FieldInvalid, NotFound
 from paperboy.models import User, parse_arxiv_id
-from paperboy.web import deps, listings, security
+from paperboy.web import deps, listings, schemas, security
 from paperboy.web.deps import Pages, Site
 from paperboy.web.pages import paper_path
 from paperboy.web.security import Limiter
@@ -167,7 +167,7 @@ def post_comment(
 @router.post("/comments/{comment_id}/edit")
 def edit_comment(
     request: Request,
-    comment_id: int,
+    comment_id: schemas.RowId,
     body: str = Form(""),
     user: User = Depends(deps.member),
     conn: Connection = Depends(deps.conn),
@@ -198,7 +198,7 @@ def edit_comment(
 @router.post("/comments/{comment_id}/delete")
 def delete_comment(
     request: Request,
-    comment_id: int,
+    comment_id: schemas.RowId,
     user: User = Depends(deps.member),
     conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
@@ -213,7 +213,7 @@ def delete_comment(
 def _moderate(
     request: Request,
     user: User,
-    comment_id: int,
+    comment_id: schemas.RowId,
     hidden: bool,
     conn: Connection,
     templates: Pages,
@@ -227,7 +227,7 @@ def _moderate(
 @router.post("/comments/{comment_id}/hide")
 def hide_comment(
     request: Request,
-    comment_id: int,
+    comment_id: schemas.RowId,
     user: User = Depends(deps.admin),
     conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
@@ -239,7 +239,7 @@ def hide_comment(
 @router.post("/comments/{comment_id}/unhide")
 def unhide_comment(
     request: Request,
-    comment_id: int,
+    comment_id: schemas.RowId,
     user: User = Depends(deps.admin),
     conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),

@@ -21,7 +21,7 @@ from paperboy.db import write
 from paperboy.models import User
 from paperboy.web import deps, listings, security
 from paperboy.web.comments import canonical_id
-from paperboy.web.schemas import ApiError, HfDateTime
+from paperboy.web.schemas import MAX_ROW_ID, ApiError, HfDateTime
 from paperboy.web.security import Limiter, SafeJSONResponse
 
 OURS = "paperboy"
@@ -101,6 +101,8 @@ class NewComment(_Model):
     )
     parent_id: int | None = Field(
         default=None,
+        ge=1,
+        le=MAX_ROW_ID,
         validation_alias=AliasChoices("parent_id", "parentId"),
         description="Reply to this comment (a reply to a reply joins its top-level comment).",
     )

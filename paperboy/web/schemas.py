@@ -12,6 +12,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from paperboy.models import Featuring, StoredPaper, Submitter
@@ -112,6 +113,12 @@ class DailyPaper(_Hf):
     submitted_by: User | None = Field(default=None, alias="submittedBy")
     organization: Organization | None = None
     is_author_participating: bool = Field(default=False, alias="isAuthorParticipating")
+
+
+# A row id from a URL or a body: beyond 2**62 it names no row, and it would overflow SQLite's 64-bit INTEGER
+# (an OverflowError, a 500) before any query could say "not found". Out of range is a 400 naming the field.
+MAX_ROW_ID = 2**62
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2**62).")]
 
 
 class ApiError(BaseModel):

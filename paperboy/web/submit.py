@@ -179,6 +179,10 @@ async def submitted_text(request: Request) -> str:
     responses={
         400: {"model": schemas.ApiError, "description": "`arxiv` is not an arXiv id or URL, or too old."},
         401: {"model": schemas.ApiError, "description": "No valid API token (or session)."},
+        403: {
+            "model": schemas.ApiError,
+            "description": "No credentials at all, or a session request without its CSRF header.",
+        },
         404: {"model": schemas.ApiError, "description": "arXiv has no such paper."},
         409: {"description": "Already on the daily list: `error`, and the paper's `id` and `url`."},
         429: {"model": schemas.ApiError, "description": "Too many submissions; see `Retry-After`."},

@@ -38,7 +38,10 @@ class VoteModel(BaseModel):
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ApiError, "description": "No valid API token (or session)."},
-    403: {"model": schemas.ApiError, "description": "A session request without its CSRF header."},
+    403: {
+        "model": schemas.ApiError,
+        "description": "No credentials at all, or a session request without its CSRF header.",
+    },
     404: {"model": schemas.ApiError, "description": "No such paper in this hub."},
     429: {"model": schemas.ApiError, "description": "Too many upvotes in a minute; see `Retry-After`."},
 }
