@@ -97,6 +97,45 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reaches the Hugging Face hub: set before any test module imports huggingface_hub, which reads
+    these once at import (a fixture that sets them later is too late, and a lookup of an unknown model then
+    waits ~70 s for network time-outs instead of failing at once). Subprocesses inherit them."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ONNX cache folder holding the default model's export (fp32 and int8), made once per test run.
+
+    Exporting takes ~10 s of CPU (torch load, export, fusions, check, quantization); every test that loads
+    the default model shares this one instead: pass it as `cache_dir`, or link `data_dir/models` to it
+    (where `paperboy` keeps its cache). Under pytest-xdist the workers share one folder: the first exports
+    under a lock, the others wait for it. When the model cannot be exported here (a package missing), the
+    folder stays empty and the code under test meets what it would have met without this fixture.
+    """
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # basetemp/popen-gwN: its parent is this run's, shared
+        root = root.parent
+    folder, done = root / "onnx-models", root / "onnx-models.done"
+    with (root / "onnx-models.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            folder.mkdir(exist_ok=True)
+            try:
+                from paperboy.errors import EmbeddingUnavailable
+                from paperboy.search.embed import load_embedder
+
+                load_embedder(None, backend="onnx-int8", cache_dir=folder)  # fp32 export, then int8
+            except (ImportError, EmbeddingUnavailable):
+                pass
+            done.touch()
+    return folder
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data next to the repository, or a skip naming the missing folder."""

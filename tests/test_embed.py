@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +46,17 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield tmp_path_factory.mktemp("models")
+def cache_dir(onnx_models: Path) -> Path:
+    """The run's ONNX cache (conftest.py `onnx_models`: exported once, by `load_embedder` as here).
+
+    Offline: conftest.py sets HF_HUB_OFFLINE=1 before huggingface_hub is imported (it reads it only then).
+    """
+    return onnx_models
 
 
 @pytest.fixture(scope="module")
 def embedders(cache_dir: Path) -> dict[str, SentenceEmbedder]:
-    """One embedder per backend, loaded once for the module (the first one exports the model to ONNX)."""
+    """One embedder per backend, loaded once for the module, from the run's ONNX export."""
     return {b: load_embedder(None, backend=b, cache_dir=cache_dir) for b in BACKENDS}
 
 

@@ -16,9 +16,10 @@ from paperboy.db import make_engine, upgrade
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_models: Path) -> CliRunner:
     data = tmp_path / "data"
     data.mkdir()
+    (data / "models").symlink_to(onnx_models)  # the run's one ONNX export, not one per test
     monkeypatch.setenv("PAPERBOY_DATA_DIR", str(data))
     monkeypatch.setenv("PAPERBOY_BASE_URL", "https://papers.example.org")
     monkeypatch.delenv("PAPERBOY_DATABASE_URL", raising=False)
