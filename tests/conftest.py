@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -33,10 +34,23 @@ def _migrated(url: str) -> Engine:
     return engine
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run; each test gets a copy (~2 ms instead of ~50 ms)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "paperboy.sqlite3"
+    _migrated(f"sqlite:///{path}").dispose()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to copy: no -wal/-shm beside it
+    conn.close()
+    return path
+
+
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
     """A migrated SQLite database in a real file (WAL, foreign keys on), private to the test."""
-    engine = _migrated(f"sqlite:///{tmp_path / 'paperboy.sqlite3'}")
+    path = tmp_path / "paperboy.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 
@@ -68,11 +82,12 @@ def postgres_server_url() -> Iterator[str]:
         shutil.rmtree(pgdata, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_engine(postgres_server_url: str) -> Iterator[Engine]:
-    """A migrated, freshly created PostgreSQL database, dropped after the test."""
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server_url: str) -> Iterator[str]:
+    """The name of a database migrated to head once per run, which each test's database is created from
+    (CREATE DATABASE … TEMPLATE copies it in ~0.25 s; creating and migrating one takes ~0.55 s)."""
     admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    name = f"paperboy_test_{uuid.uuid4().hex[:12]}"
+    name = f"paperboy_template_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as c:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -80,7 +95,24 @@ def postgres_engine(postgres_server_url: str) -> Iterator[Engine]:
         admin.dispose()
         pytest.skip(f"PostgreSQL unavailable at {postgres_server_url}: {exc}")
     url = sa.engine.make_url(postgres_server_url).set(database=name)
-    engine = _migrated(url.render_as_string(hide_password=False))
+    _migrated(url.render_as_string(hide_password=False)).dispose()  # no one may stay connected to a template
+    try:
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_server_url: str, postgres_template: str) -> Iterator[Engine]:
+    """A migrated, freshly created PostgreSQL database (a copy of the template), dropped after the test."""
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    name = f"paperboy_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    url = sa.engine.make_url(postgres_server_url).set(database=name)
+    engine = make_engine(url.render_as_string(hide_password=False))
     try:
         yield engine
     finally:
