@@ -42,16 +42,17 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `paperboy serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `paperboy serve` listens on.")
     threads: int = Field(
-        default=40,
+        default=8,
         ge=1,
         le=1000,
         description=(
             "Requests `paperboy serve` works on at once (its worker threads); more wait their turn. The "
-            "database pool is sized from it: threads + 6 connections for the background loops."
+            "database pool is sized from it: threads + 6 connections for the background loops. About 4 per "
+            "core: more only queue for Python's GIL (measured in docs/deploying.md, Load)."
         ),
     )
     page_cache_seconds: float = Field(
-        default=0,
+        default=5,
         ge=0,
         le=3600,
         description=(

@@ -112,7 +112,7 @@ def create_app(
     rate_limits: RateLimits | None = None,
     hasher: PasswordHasher | None = None,
     fetch_paper: Callable[[str], Paper | None] | None = None,
-    threads: int = 40,
+    threads: int = 8,
     page_cache_seconds: float = 0.0,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
