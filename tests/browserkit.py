@@ -36,10 +36,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int) -> Iterator[str]:
-    """`app` under uvicorn at http://127.0.0.1:`port` until the block ends."""
+def serving(app: Any, port: int, lifespan: str = "off") -> Iterator[str]:
+    """`app` under uvicorn at http://127.0.0.1:`port` until the block ends (`lifespan="on"` runs the app's
+    lifespan, which sizes its worker threads as `paperboy serve` does)."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

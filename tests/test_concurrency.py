@@ -12,7 +12,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ import httpx
 import members
 import pytest
 import sqlalchemy as sa
-import uvicorn
 import webhub
-from browserkit import free_port
+from browserkit import free_port, serving
 from sqlalchemy.engine import Engine
 
 from paperboy import accounts
@@ -34,24 +32,6 @@ from paperboy.web.security import SESSION_COOKIE
 
 CROWD = 64
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """`app` under uvicorn, with its lifespan (which sizes the worker threads), until the block ends."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class PoolWatch:
@@ -107,7 +87,7 @@ def test_a_crowd_of_signed_in_members_upvoting_and_reading_at_once_gets_no_error
     slowest: list[float] = []
     failures: list[BaseException] = []
     lock = threading.Lock()
-    with served(app) as base:
+    with serving(app, free_port(), lifespan="on") as base:
         tokens = {}
         for s in sessions:  # each member's form token, read off a page the way a browser gets it
             page = httpx.get(f"{base}/papers/{webhub.A}", cookies={SESSION_COOKIE: s}, timeout=30)
