@@ -382,10 +382,16 @@ def test_loops_resume_after_the_postgresql_server_restarts(own_postgres: Any, tm
         started_at = utcnow()
         with engine.begin() as conn:  # new papers after the restart: the worker indexes them
             upsert_records(conn, new_records("2612.20001", "2612.20002"), utcnow())
-        after = wait_for(caught_up(engine, len(CORPUS) + 2, started_at), "the index worker to resume")
+        inserted_at = utcnow()
+        # A tick that ran between the restart and the insert reports "nothing waiting" after started_at:
+        # the probe waits for the new vectors themselves, then for a report made after they were stored.
+        probe = caught_up(engine, len(CORPUS) + 2, inserted_at)
+        after = wait_for(
+            lambda: probe() if all(i in parts.vector for i in ("2612.20001", "2612.20002")) else None,
+            "the index worker to resume",
+        )
         assert after.last_success_at is not None and after.last_success_at > started_at
         assert after.last_error_at is not None and stopped_at <= after.last_error_at <= started_at
-        assert "2612.20002" in parts.vector
 
         def digests_resumed() -> LoopStatus | None:
             s = stored(engine, "digests")
