@@ -362,3 +362,15 @@ background_status = sa.Table(
     sa.Column("detail", sa.JSON, nullable=True),  # what the last success reported (backlog parts, counts)
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+
+# Migration 0008: papers deleted from the hub (the bundled demo papers, once real data arrives). The search
+# indexes read this to drop them; `change_seq` is the deleted row's, so that SQLite's next change sequence
+# stays above every number an index has already synced.
+paper_deletions = sa.Table(
+    "paper_deletions",
+    metadata,
+    sa.Column("arxiv_id", sa.String(64), primary_key=True),
+    sa.Column("change_seq", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=False),
+)
