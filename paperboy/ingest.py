@@ -2,12 +2,15 @@
 
 Idempotent (the store only writes what changed) and resumable (a page's cursor is committed with the page, so
 a crash or a failed request loses at most the page in flight). Every run is logged in `ingest_runs`.
+
+The first successful run of a real source that brought any records takes the bundled demo papers away
+(store/demo.py): from then on the lists show real papers only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -15,7 +18,7 @@ from sqlalchemy.engine import Engine
 from paperboy.db import transaction
 from paperboy.errors import PaperboyError
 from paperboy.models import Page, UpsertCounts
-from paperboy.store import ingest_state
+from paperboy.store import demo, ingest_state
 from paperboy.store.papers import upsert_records
 
 Progress = Callable[[Page, UpsertCounts], None]
@@ -27,6 +30,7 @@ class IngestResult:
     run_id: int
     counts: UpsertCounts
     pages: int
+    demo_removed: demo.DemoRemoval | None = field(default=None)  # this run took the demo papers away
 
 
 class IngestFailed(PaperboyError):
@@ -73,4 +77,16 @@ def run_ingest(
         raise
     with transaction(engine) as conn:
         ingest_state.finish_run(conn, run_id, total, now())
-    return IngestResult(source, run_id, total, n_pages)
+    removed = None
+    if source != demo.DEMO_SOURCE and total.inserted + total.updated + total.unchanged > 0:
+        removed = remove_demo(engine, now)
+    return IngestResult(source, run_id, total, n_pages, removed)
+
+
+def remove_demo(engine: Engine, now: Callable[[], datetime]) -> demo.DemoRemoval | None:
+    """Take the demo papers away (store.demo.remove_demo); None when there were none."""
+    with engine.connect() as conn:
+        if not demo.has_demo(conn):
+            return None
+    with transaction(engine) as conn:
+        return demo.remove_demo(conn, now())

@@ -114,6 +114,10 @@ def report(result: IngestResult) -> None:
             }
         )
     )
+    if result.demo_removed is not None and result.demo_removed.papers:
+        click.echo(
+            f"real data is here: removed the {len(result.demo_removed.papers)} bundled demo papers", err=True
+        )
 
 
 def run_job(label: str, job: Any) -> None:
@@ -259,4 +263,4 @@ def db_upgrade() -> None:
 
 # The command groups live in their own modules; importing them registers their commands on `main`
 # (in this order, which `paperboy --help` and docs/cli.md follow).
-from paperboy.cli import members, digest, ingest, indexes  # noqa: E402, F401, I001
+from paperboy.cli import members, digest, ingest, indexes, demo  # noqa: E402, F401, I001

@@ -99,16 +99,25 @@ def lock_for_write(conn: Connection) -> None:
 # --- change sequences: the order in which writes became visible ---------------------------------------------
 
 
-def next_change_seq(conn: Connection, column: sa.Column[Any], *where: sa.ColumnElement[bool]) -> Any:
+def next_change_seq(
+    conn: Connection,
+    column: sa.Column[Any],
+    *where: sa.ColumnElement[bool],
+    also: Sequence[sa.Column[Any]] = (),
+) -> Any:
     """SQL for the `change_seq` of a row written now, in commit order (what index sync follows).
 
-    SQLite has one writer at a time, so the next number after the largest committed one is in commit order.
-    PostgreSQL's transactions commit in any order: the writing transaction's id is used, and readers take
-    only rows below `change_horizon` (every transaction below it has ended), so a late commit is read late,
-    never skipped.
+    SQLite has one writer at a time, so the next number after the largest committed one is in commit order
+    (`also`: more columns of the same sequence, such as the numbers of deleted rows, so a deletion never
+    hands its number out again). PostgreSQL's transactions commit in any order: the writing transaction's
+    id is used, and readers take only rows below `change_horizon` (every transaction below it has ended), so
+    a late commit is read late, never skipped.
     """
     if is_sqlite(conn):
-        return sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1).where(*where).scalar_subquery()
+        top: Any = sa.select(sa.func.coalesce(sa.func.max(column), 0)).where(*where).scalar_subquery()
+        for other in also:  # SQLite's max() with two arguments is the larger of the two
+            top = sa.func.max(top, sa.select(sa.func.coalesce(sa.func.max(other), 0)).scalar_subquery())
+        return top + 1
     return sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
 
 

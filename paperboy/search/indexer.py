@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import weakref
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from paperboy.models import Paper
 from paperboy.search.embed import Embedder, document_text, text_hash
 from paperboy.search.keyword import KeywordDoc, KeywordIndex
 from paperboy.search.vector import VectorIndex
+from paperboy.store import deletions
 from paperboy.store import embeddings as embedding_store
 from paperboy.store import papers as store
 
@@ -48,6 +50,34 @@ def keyword_doc(p: Paper) -> KeywordDoc:
 LEGACY_OVERLAP = timedelta(hours=1)
 
 
+def drop_deleted(engine: Engine, index: KeywordIndex | VectorIndex) -> int:
+    """Take deleted papers (store/deletions.py) out of `index`; returns how many it held.
+
+    Deletions are rare, so the whole list is read — only when their count differs from the last time this
+    index looked (an index opened afresh looks once). Nothing is written when the index holds none of them."""
+    with engine.connect() as conn:
+        n = deletions.count_deletions(conn)
+        if n == _deletions_seen.get(index):
+            return 0
+        ids = deletions.deleted_ids(conn)
+    if isinstance(index, VectorIndex):
+        held = [i for i in ids if i in index]
+        if held:
+            index.delete(held)
+            index.save()
+    else:
+        held = index.holding(ids)
+        if held:
+            index.delete(held)
+            index.commit()
+    _deletions_seen[index] = n
+    return len(held)
+
+
+# index -> the number of deletions it had seen (in memory: a fresh process checks once)
+_deletions_seen: weakref.WeakKeyDictionary[KeywordIndex | VectorIndex, int] = weakref.WeakKeyDictionary()
+
+
 def sync_keyword(
     engine: Engine, index: KeywordIndex, batch: int = 2000, progress: Progress | None = None
 ) -> int:
@@ -56,6 +86,7 @@ def sync_keyword(
     The cursor is a change sequence given at commit order (db.dialect.next_change_seq), read only below the
     horizon of what is committed for good: a transaction that commits late is synced late, never skipped.
     """
+    dropped = drop_deleted(engine, index)
     done = 0
     with engine.connect() as conn:
         cursor = index.synced_seq
@@ -84,7 +115,7 @@ def sync_keyword(
     if index.synced_seq != final:
         index.synced_seq = final
         index.commit()
-    return done
+    return done + dropped
 
 
 def embed_pending(
@@ -146,6 +177,7 @@ def embed_pending(
 def sync_vector(engine: Engine, index: VectorIndex, model: str, batch: int = 5000) -> int:
     """Add to the index the vectors stored after its `synced_seq` (by this process's embedder or another
     process), in commit order; returns how many. Same cursor rules as `sync_keyword`."""
+    dropped = drop_deleted(engine, index)
     added = 0
     with engine.connect() as conn:
         cursor = index.synced_seq
@@ -174,7 +206,7 @@ def sync_vector(engine: Engine, index: VectorIndex, model: str, batch: int = 500
         with engine.connect() as conn:
             index.synced_at = embedding_store.latest(conn, model)
         index.save()
-    return added
+    return added + dropped
 
 
 def open_keyword_index(

@@ -261,6 +261,11 @@ class KeywordIndex:
     def count(self) -> int:
         return int(self._index.searcher().num_docs)
 
+    def holding(self, ids: Sequence[str]) -> list[str]:
+        """Which of `ids` the index holds (committed)."""
+        searcher = self._index.searcher()
+        return [i for i in ids if searcher.doc_freq("arxiv_id", i) > 0]
+
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Up to `k` (arxiv_id, BM25 score) pairs, best first; [] when the query has no searchable word."""
         k = min(k, MAX_K)

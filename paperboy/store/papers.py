@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from paperboy.db import dialect
-from paperboy.db.schema import comments, featurings, papers, unfeatured, votes
+from paperboy.db.schema import comments, featurings, paper_deletions, papers, unfeatured, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts, in_category
 from paperboy.store.merge import merge_featuring, merge_paper
@@ -137,7 +137,7 @@ def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -
     incoming: dict[str, Paper] = {}
     for r in records:
         incoming[r.paper.arxiv_id] = merge_paper(incoming.get(r.paper.arxiv_id), r.paper)
-    seq = dialect.next_change_seq(conn, papers.c.change_seq)
+    seq = dialect.next_change_seq(conn, papers.c.change_seq, also=(paper_deletions.c.change_seq,))
     inserted = updated = unchanged = 0
     todo = list(incoming)
     for _attempt in range(2):  # the second pass merges into rows a concurrent writer inserted meanwhile

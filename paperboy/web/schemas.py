@@ -113,6 +113,10 @@ class DailyPaper(_Hf):
     submitted_by: User | None = Field(default=None, alias="submittedBy")
     organization: Organization | None = None
     is_author_participating: bool = Field(default=False, alias="isAuthorParticipating")
+    demo: bool = Field(
+        default=False,
+        description="One of the bundled demo papers (our addition): listed only until real data arrives.",
+    )
 
 
 # A row id from a URL or a body: beyond 2**62 it names no row, and it would overflow SQLite's 64-bit INTEGER
@@ -185,6 +189,7 @@ def daily_item(item: StoredPaper) -> DailyPaper:
         submittedBy=_user(f.submitter) if f is not None else None,
         organization=_organization(f),
         isAuthorParticipating=False,
+        demo=f is not None and f.source == "demo",
     )
 
 
