@@ -202,6 +202,14 @@ class Settings(BaseSettings):
             return [c for c in v.replace(",", " ").split() if c]
         return v
 
+    @field_validator("arxiv_categories")
+    @classmethod
+    def _check_categories(cls, v: list[str]) -> list[str]:
+        from paperboy.categories import check_category
+
+        # the one category check; `cs.CL+cs.LG` follows arXiv's combined listing
+        return list(dict.fromkeys("+".join(check_category(p) for p in c.split("+")) for c in v))
+
     @classmethod
     def settings_customise_sources(
         cls,

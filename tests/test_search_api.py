@@ -109,6 +109,8 @@ def test_search_cuts_a_10_kb_query(client: TestClient) -> None:
         ({"to": "tomorrow"}, "to"),
         ({"from": "2026-08-10", "to": "2026-08-01"}, "from"),
         ({"category": "Physics!"}, "category"),
+        ({"category": "cs.XX"}, "category"),  # shaped like one, but arXiv has no such category
+        ({"category": "cs.CL,foo.BAR"}, "category"),
         ({"category": ",".join(f"cs.X{n}" for n in range(21))}, "category"),
         ({"p": -1}, "p"),
         ({"p": 51}, "p"),

@@ -447,6 +447,7 @@ def test_preferences_are_shown_saved_and_served_as_json(sqlite_engine: Engine) -
         ("topics", "\n".join(f"topic {n}" for n in range(21))),
         ("topics", "x" * 201),
         ("categories", "cs.CL, <script>"),
+        ("categories", "cs.CL, cs.XX"),  # shaped like a category; arXiv has none: it would match nothing
         ("categories", " ".join(f"cs.X{chr(65 + n)}" for n in range(21))),
         ("authors", "\n".join(f"Author {n}" for n in range(51))),
         ("exclude", "\n".join(f"word{n}" for n in range(51))),

@@ -14,7 +14,6 @@ that every mail carries.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
 from paperboy import accounts, signing
+from paperboy.categories import check_categories
 from paperboy.errors import FieldInvalid, InvalidInput, RateLimited
 from paperboy.models import Subscription, User
 from paperboy.store import outbox as outbox_store
@@ -48,7 +48,6 @@ CADENCES = ("daily", "weekly")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # An arXiv archive (`cs`, `hep-th`) or category (`cs.CL`, `math.AG`), as the search page's filter takes them.
-_CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
 
 
 @dataclass(frozen=True)
@@ -119,12 +118,10 @@ def clean_categories(values: Sequence[str], field: str = "categories") -> tuple[
             found.setdefault(part, None)
     if len(found) > MAX_CATEGORIES:
         raise FieldInvalid(field, f"At most {MAX_CATEGORIES} categories (got {len(found)}).")
-    for c in found:
-        if len(c) > 40 or not _CATEGORY.fullmatch(c):
-            raise FieldInvalid(
-                field, f"{c[:40]!r} is not an arXiv category such as cs.CL or an archive such as cs."
-            )
-    return tuple(found)
+    try:
+        return check_categories(found)
+    except ValueError as exc:
+        raise FieldInvalid(field, f"{exc}.") from None
 
 
 def _lines(value: str) -> list[str]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from paperboy import categories
 from paperboy.errors import InvalidInput, SourceError
 from paperboy.models import Paper, parse_arxiv_id
 from paperboy.sources.http import PoliteClient
@@ -22,8 +23,6 @@ ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 CROSS_TYPES = frozenset({"cross", "replace-cross"})
 
 # `cs.CL`, `math.AG`, `hep-th`, and arXiv's `cs.AI+cs.CL` unions.
-_CATEGORY = re.compile(r"[A-Za-z][A-Za-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?")
-_CATEGORIES = re.compile(rf"{_CATEGORY.pattern}(?:\+{_CATEGORY.pattern})*")
 _HEADER = re.compile(
     r"^\s*arXiv:(?P<id>\S+?)\s+Announce Type:\s*(?P<type>[\w\-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
 )
@@ -54,10 +53,14 @@ class Listing:
 
 
 def check_category(category: str) -> str:
-    category = category.strip()
-    if not _CATEGORIES.fullmatch(category):
-        raise InvalidInput(f"{category!r} is not an arXiv category (e.g. cs.CL, math.AG, hep-th)")
-    return category
+    """A listing to follow: a category or archive, or several joined by `+` (cs.CL+cs.LG), as arXiv spells
+    them (paperboy/categories.py)."""
+    if len(category) > 10 * categories.MAX_CHARS:
+        raise InvalidInput(f"{category[:40]!r}… is not {categories.EXAMPLE}")
+    try:
+        return "+".join(categories.check_category(part) for part in category.strip().split("+"))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _day(value: str | None, where: str) -> date | None:

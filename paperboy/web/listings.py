@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.engine import Connection
 
+from paperboy.categories import check_categories
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import Period, day_period
@@ -199,10 +200,10 @@ def parse_categories(values: list[str] | tuple[str, ...] | None) -> tuple[str, .
                 found.setdefault(part.strip(), None)
     if len(found) > MAX_CATEGORIES:
         raise InvalidInput(f"category: at most {MAX_CATEGORIES} categories per search (got {len(found)})")
-    for c in found:
-        if len(c) > 40:
-            raise InvalidInput(f"category {c[:40]!r}… is not an arXiv category such as cs.CL or math")
-    return tuple(found)
+    try:
+        return check_categories(found)
+    except ValueError as exc:
+        raise InvalidInput(f"category: {exc}") from None
 
 
 def search_query(
