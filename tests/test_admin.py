@@ -106,10 +106,9 @@ def test_disabling_a_member_ends_their_sessions_and_tokens_at_once(
         left = conn.execute(sa.select(sa.func.count()).where(sessions.c.user_id == bob_id)).scalar_one()
     assert left == 0
     assert member.get("/settings", follow_redirects=False).status_code == 303  # signed out
-    assert (
-        member.post(f"/api/papers/{A}/upvote", headers={"Authorization": f"Bearer {secret}"}).status_code
-        == 401
-    )
+    script = members.another(admin)  # the token alone, no session cookie
+    r = script.post(f"/api/papers/{A}/upvote", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 401
     assert members.login(members.another(admin), "bob").status_code == 400
 
     admin.post(f"/admin/users/{bob_id}/enable", data={"csrf_token": token})

@@ -244,6 +244,7 @@ SAMPLE = {
     "token_id": "1",
     "user_id": "2",
     "username": "bob",
+    "rest:path": "Ada Lovelace",  # /authors/{name}/follow
 }
 EXEMPT = {"/unsubscribe"}  # RFC 8058 one-click: the signed token in the URL is the authority (issue 5)
 
@@ -283,6 +284,37 @@ def test_every_write_route_refuses_a_missing_or_foreign_csrf_token(
             assert r.status_code == 403, (method, path, r.status_code, r.text[:200])
         r = admin.request(method, path, json={"body": "hi", "arxiv": B}, follow_redirects=False)
         assert r.status_code == 403, (method, path, "json", r.status_code)
+    assert _snapshot(sqlite_engine) == before
+
+
+def test_api_writes_are_judged_by_the_token_without_a_cookie_and_by_csrf_with_one(
+    hub: tuple[TestClient, TestClient], sqlite_engine: Engine
+) -> None:
+    """Under /api/, no session cookie: no token or a bad one is a 401 with `WWW-Authenticate: Bearer`, on
+    every write alike (upvote, submit, comments: no 403 "form expired" for a script). With the cookie, a
+    junk `Authorization` header does not skip the CSRF check. Nothing changes either way."""
+    admin, _ = hub
+    writes = [(m, p) for m, p in _writes(admin.app) if p.startswith("/api/")]
+    assert len(writes) >= 5, writes
+    script = TestClient(admin.app, base_url="https://testserver")  # no cookies at all
+    before = _snapshot(sqlite_engine)
+    body = {"body": "hi", "arxiv": B}
+    for method, path in writes:
+        for headers in ({}, {"Authorization": "Bearer pb_junk"}, {"Authorization": "Basic YTpi"}):
+            for kwargs in ({"json": body}, {"data": body}):
+                r = script.request(method, path, headers=headers, follow_redirects=False, **kwargs)
+                assert r.status_code == 401, (method, path, headers, r.status_code, r.text[:200])
+                assert r.headers["www-authenticate"] == "Bearer", (method, path)
+                assert "error" in r.json()
+        r = admin.request(method, path, headers={"Authorization": "Bearer pb_junk"}, json=body)
+        assert r.status_code == 403 and "CSRF" in r.json()["error"], (method, path, r.status_code)
+        r = admin.request(
+            method,
+            path,
+            headers={"Authorization": "Bearer pb_junk", "X-CSRF-Token": members.csrf(admin, "/settings")},
+            json=body,
+        )
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (method, path)
     assert _snapshot(sqlite_engine) == before
 
 

@@ -199,11 +199,17 @@ def test_api_writes_without_a_valid_token_are_401_and_change_nothing(
 ) -> None:
     members.signup(client, "ada")  # a signed-in browser: a bad Authorization header still never falls back
     r = client.post(f"/api/papers/{A}/upvote", headers={"Authorization": header})
-    assert r.status_code in (401, 403)
+    assert r.status_code == 403  # the cookie makes it a browser's request: its CSRF token first
+    r = client.post(
+        f"/api/papers/{A}/upvote", headers={"Authorization": header, "X-CSRF-Token": members.csrf(client)}
+    )
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     assert _count(sqlite_engine) == 0
     script = TestClient(client.app, base_url="https://testserver")
-    r = script.post(f"/api/papers/{A}/upvote")
-    assert r.status_code == 403  # no token and no session: the CSRF check refuses first
+    for headers in ({}, {"Authorization": header}):
+        r = script.post(f"/api/papers/{A}/upvote", headers=headers)
+        assert r.status_code == 401  # no session: judged by the token alone
+        assert r.headers["WWW-Authenticate"] == "Bearer"
     assert _count(sqlite_engine) == 0
 
 
@@ -211,16 +217,17 @@ def test_a_revoked_token_or_a_disabled_member_cannot_vote(client: TestClient, sq
     members.signup(client, "ada")
     secret = _token(sqlite_engine, "ada")
     auth = {"Authorization": f"Bearer {secret}"}
+    script = TestClient(client.app, base_url="https://testserver")  # the token alone, no session cookie
     with sqlite_engine.begin() as conn:
         user = user_store.get_user_by_name(conn, "ada")
         assert user is not None
         user_store.set_disabled(conn, user.id, True)
-    assert client.post(f"/api/papers/{A}/upvote", headers=auth).status_code == 401
+    assert script.post(f"/api/papers/{A}/upvote", headers=auth).status_code == 401
     with sqlite_engine.begin() as conn:
         user_store.set_disabled(conn, user.id, False)
         (tok,) = user_store.list_tokens(conn, user.id)
         accounts.revoke_token(conn, user, tok.id)
-    assert client.post(f"/api/papers/{A}/upvote", headers=auth).status_code == 401
+    assert script.post(f"/api/papers/{A}/upvote", headers=auth).status_code == 401
     assert _count(sqlite_engine) == 0
 
 

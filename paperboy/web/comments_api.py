@@ -141,7 +141,7 @@ def api_viewer(request: Request, conn: Connection = Depends(deps.conn)) -> User 
     """Who reads: the token's member when an `Authorization` header is sent (401 when it is bad), else the
     signed-in browser's member, else nobody."""
     if request.headers.get("authorization") is not None:
-        return deps.api_member(request, conn)
+        return deps.api_member(request, conn, None, None)
     return deps.viewer(request, conn).user
 
 

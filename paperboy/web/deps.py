@@ -160,17 +160,31 @@ bearer = HTTPBearer(
 
 
 def api_member(
-    request: Request, conn: Connection = Depends(conn), _declared: object = Depends(bearer)
+    request: Request,
+    conn: Connection = Depends(conn),
+    _declared: object = Depends(bearer),
+    sent_csrf: str | None = Depends(security.sent_csrf_token),
 ) -> User:
-    """The member an API write acts for: by `Authorization: Bearer <token>` (then cookies are ignored), or by
-    the session cookie (then the CSRF header was checked by the router)."""
+    """The member an API request acts for. A valid `Authorization: Bearer <token>` names them. Without the
+    session cookie nothing else does: no token or a bad one is Unauthorized (a 401 with
+    `WWW-Authenticate: Bearer`). With the cookie and no valid token, the request is the browser's: a write
+    must carry the session's CSRF token (403 without, even beside a junk `Authorization` header), then a
+    bad token is still a 401, and without one the session's member acts."""
     header = request.headers.get("authorization")
+    found = None
     if header is not None:
         scheme, _, secret = header.partition(" ")
         found = accounts.token_user(conn, secret.strip()) if scheme.lower() == "bearer" else None
-        if found is None:
-            raise Unauthorized("Invalid or revoked API token.")
-        return found[0]
+        if found is not None:
+            return found[0]
+    if not request.cookies.get(security.SESSION_COOKIE):
+        if header is None:
+            raise Unauthorized("Send an API token: `Authorization: Bearer <token>` (make one on /settings).")
+        raise Unauthorized("Invalid or revoked API token.")
+    if request.method not in security.SAFE_METHODS:
+        security.check_csrf(request, sent_csrf)
+    if header is not None:
+        raise Unauthorized("Invalid or revoked API token.")
     return member(viewer(request, conn))
 
 

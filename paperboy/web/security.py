@@ -8,8 +8,11 @@ subscribe) from other sites is the browser's own word on where a request comes f
 `Sec-Fetch-Site` (or, without it, `Origin`) says comes from another site is refused, as Go's
 `net/http.CrossOriginProtection` does. Every POST / PUT / PATCH / DELETE under the protected routers must
 carry the token as the form field `csrf_token` or the header `X-CSRF-Token` (htmx sends it through
-`hx-headers` on <body>); requests that authenticate with an API token (`Authorization: Bearer …`) carry no
-cookies' authority and need none.
+`hx-headers` on <body>). Under /api/, a request without the session cookie carries no cookies' authority:
+it is judged by its API token alone (`deps.api_member`: none or a bad one is a 401 with
+`WWW-Authenticate: Bearer`) and needs no CSRF token; one with the cookie and a valid token acts for the token
+(a page of another site cannot set `Authorization`); one with the cookie and no valid token is a
+cookie-authenticated request and needs its CSRF token, whatever `Authorization` header it also sends.
 
 Rate limits use the `limits` package (moving windows, in this process's memory): the counts reset when the
 server restarts, which is acceptable for throttling guessers and floods on one server.
@@ -144,19 +147,42 @@ def set_session_csrf_basis(request: Request, session_token: str) -> str:
     return _sign(request.app.state.secret_key, session_token)
 
 
-async def require_csrf(request: Request) -> None:
-    """Router dependency: a state-changing request without the right token is refused before it runs."""
-    if request.method in SAFE_METHODS:
-        return
-    if request.headers.get("authorization", "").lower().startswith("bearer "):
-        return  # API token: the route authenticates it and never falls back to cookies
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def has_bearer(request: Request) -> bool:
+    return request.headers.get("authorization", "").lower().startswith("bearer ")
+
+
+async def sent_csrf_token(request: Request) -> str | None:
+    """The CSRF token the request carries: the `X-CSRF-Token` header, else a form's `csrf_token` field."""
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None:
+    if sent is None and request.method not in SAFE_METHODS:
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
+    return sent
+
+
+async def require_csrf(request: Request) -> None:
+    """Router dependency: a state-changing request without the right token is refused before it runs.
+
+    Under /api/, a request without the session cookie, or with an API token, is left to `deps.api_member`,
+    which answers 401 for a missing or bad token and checks the CSRF token itself when the request falls
+    back to its cookie."""
+    if request.method in SAFE_METHODS:
+        return
+    if is_api(request) and (not request.cookies.get(SESSION_COOKIE) or has_bearer(request)):
+        return
+    check_csrf(request, await sent_csrf_token(request))
+
+
+def check_csrf(request: Request, sent: str | None) -> None:
+    """Forbidden unless `sent` is the token of this request's session cookie (or the public token, for a
+    same-site request without one)."""
     if not sent:
         raise Forbidden(
             "Missing CSRF token: this form expired or did not come from this site. Reload and retry."
