@@ -10,7 +10,8 @@ turns it off), so an anonymous crowd costs about one rendering per URL per `seco
 - only a GET with no `Cookie` and no `Authorization` header, to a path `caching.policy` calls public, is
   looked up or stored; members (session cookie) and tokens always reach the app and see their own writes;
 - only a 200 with a one-piece body that sets no cookie is stored; the key is the path, the query string and
-  the `HX-*` headers (htmx asks for fragments at the same URLs);
+  the `HX-*` headers (htmx asks for fragments at the same URLs) and an `Accept` naming Markdown (paper pages
+  answer it in Markdown);
 - concurrent misses of one URL wait for the first one's answer instead of all rendering it;
 - at most `max_entries` answers and `max_bytes` of bodies, the least recently used dropped first.
 
@@ -77,6 +78,8 @@ class PageCache:
                 return None
             if name.startswith(b"hx-"):
                 hx.append(name + b"=" + value)
+            elif name == b"accept" and b"markdown" in value.lower():  # a paper page answers it in Markdown
+                hx.append(b"accept=" + value)
         if not caching.policy(path, True).startswith("public"):
             return None
         query = scope.get("query_string", b"").decode("latin-1")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
@@ -36,6 +36,7 @@ from paperboy.search.query import (
 )
 from paperboy.web import deps, listings, security
 from paperboy.web.deps import Pages, Site
+from paperboy.web.paper_markdown import MARKDOWN_TYPE, paper_markdown, wants_markdown
 
 if TYPE_CHECKING:
     from paperboy.search.hybrid import Searcher
@@ -538,16 +539,36 @@ def _paper_context(item: StoredPaper) -> dict[str, Any]:
     return {"primary_category": primary, "other_categories": others, "updated": updated}
 
 
+def _markdown(item: StoredPaper, site: Site, vary: bool) -> Response:
+    headers = {"Vary": "Accept"} if vary else None
+    return Response(paper_markdown(item, site.public_url), media_type=MARKDOWN_TYPE, headers=headers)
+
+
+@router.get("/papers/{arxiv_id:path}.md", response_model=None)
+def paper_markdown_page(
+    arxiv_id: str, conn: Connection = Depends(deps.conn), site: Site = Depends(deps.site)
+) -> Response:
+    """The paper page as Markdown, at huggingface.co's address for it (`hf papers read ID` reads it)."""
+    parsed = parse_arxiv_id(_COLLAPSED_SCHEME.sub(r"\1://", arxiv_id))
+    if parsed is None:
+        raise NotFound(f"{arxiv_id!r} is not an arXiv id (e.g. 2504.11966 or hep-th/9901001)")
+    canonical, _version = parsed
+    if canonical != arxiv_id:
+        return RedirectResponse(paper_path(canonical) + ".md", status_code=301)
+    return _markdown(listings.paper(conn, canonical), site, vary=False)
+
+
 # Registered last: `{arxiv_id:path}` matches anything under /papers/ (old-style ids contain a slash).
 @router.get("/papers/{arxiv_id:path}", response_model=None)
 def paper_page(
+    request: Request,
     arxiv_id: str,
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
     searcher: Searcher | None = Depends(deps.searcher),
-) -> HTMLResponse | RedirectResponse:
+) -> Response:
     if arxiv_id.strip("/") == "":
         return RedirectResponse("/papers", status_code=301)
     parsed = parse_arxiv_id(_COLLAPSED_SCHEME.sub(r"\1://", arxiv_id))
@@ -557,9 +578,11 @@ def paper_page(
     if canonical != arxiv_id:
         return RedirectResponse(paper_path(canonical), status_code=301)
     item = listings.paper(conn, canonical)
+    if wants_markdown(request.headers.get("accept")):  # as huggingface.co answers `Accept: text/markdown`
+        return _markdown(item, site, vary=True)
     paper = item.paper
     similar = listings.similar(conn, searcher, canonical, SIMILAR_LIMIT)
-    return _render(
+    page = _render(
         templates,
         "pages/paper.html",
         site=site,
@@ -580,3 +603,5 @@ def paper_page(
         now=now,
         **_paper_context(item),
     )
+    page.headers["Vary"] = "Accept"  # the same URL answers Markdown to `Accept: text/markdown`
+    return page
