@@ -62,7 +62,12 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(
         default=None,
-        description="Public URL of the hub (used in feeds and emails). Default: http://host:port.",
+        description=(
+            "The hub's public address, e.g. https://papers.example.org: every link in mail and feeds starts "
+            "with it. Unset: `paperboy serve` uses the address it listens on (http://localhost:PORT, or this "
+            "machine's name when it listens on 0.0.0.0), and `paperboy digest send` and `preview` refuse to "
+            "run unless PAPERBOY_HOST names this server."
+        ),
     )
     site_name: str = Field(default="paperboy", description="Name shown in the header and feeds.")
     sync: bool = Field(
@@ -193,6 +198,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a rate like '10 per 5 minutes' or '60/minute'") from exc
         return v
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        return None if v is None or not v.strip() else normalize_base_url(v)
+
     @field_validator("arxiv_categories", mode="before")
     @classmethod
     def _split_categories(cls, v: Any) -> Any:
@@ -243,7 +253,70 @@ class Settings(BaseSettings):
 
     @property
     def public_url(self) -> str:
+        """base_url, else the address `host:port` (`localhost` for a loopback or all-interfaces host)."""
         if self.base_url:
-            return self.base_url.rstrip("/")
-        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
-        return f"http://{host}:{self.port}"
+            return self.base_url
+        return self.named_url or f"http://localhost:{self.port}"
+
+    @property
+    def named_url(self) -> str | None:
+        """The hub's public URL when the settings name it: base_url, or http://HOST:PORT when PAPERBOY_HOST
+        is a name or address others can reach (not loopback, not all interfaces). None: a command that runs
+        outside the server cannot tell where the server is."""
+        if self.base_url:
+            return self.base_url
+        if is_loopback_or_any(self.host):
+            return None
+        return normalize_base_url(f"http://{url_host(self.host)}:{self.port}")
+
+
+def is_loopback_or_any(host: str) -> bool:
+    """True for addresses only this machine reaches (localhost, 127.x, ::1) and for all interfaces."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name in ("", "localhost", "localhost.", "*") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def url_host(host: str) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets."""
+    name = host.strip()
+    return f"[{name.strip('[]')}]" if ":" in name else name
+
+
+def normalize_base_url(value: str) -> str:
+    """`value` as a base for links: http(s), a host, no query or fragment, no trailing slash, and plain ASCII
+    (an internationalised host in its IDNA form), since links go into mail headers. ValueError says what is
+    wrong, on one line."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    text = value.strip()
+    example = "such as https://papers.example.org"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a URL {example}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL {example}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{text!r} has a user name or password; the public URL takes none")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"{text!r} has a query or fragment; the public URL takes only a host and a path")
+    host = parts.hostname
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{text!r} has a host name that is not valid") from None
+    scheme = parts.scheme.lower()
+    default_port = {"http": 80, "https": 443}[scheme]
+    netloc = url_host(host) + (f":{port}" if port is not None and port != default_port else "")
+    path = quote(parts.path.rstrip("/"), safe="".join(chr(c) for c in range(33, 127)))
+    return urlunsplit((scheme, netloc, path, "", ""))

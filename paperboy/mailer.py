@@ -7,11 +7,17 @@ A failure is classified so that the sender knows what to do with the message:
   at all (refused connection, TLS or login failure): stop sending for now, the message was not tried;
 - `PermanentFailure`: this message will never be accepted (5xx); `recipient` is True when the refusal is
   about the address (a hard bounce), so that the address can be suppressed.
+
+Headers on the wire: `new_message()` makes a message whose structured headers (From, To, Subject) Python
+folds and RFC 2047-encodes as it should, while `set_ascii_header` writes a header exactly as given (plain
+ASCII, folded at commas when long). Python's folder would otherwise turn a long `List-Unsubscribe` URL into
+encoded-words (`=?utf-8?q?=3Chttps=3A//...`), which no mail client reads as a URL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import ipaddress
 import smtplib
 import ssl
@@ -19,11 +25,112 @@ import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from paperboy.errors import InvalidInput, PaperboyError
 
 TlsMode = Literal["implicit", "starttls", "opportunistic", "none"]
+
+# Headers set with `set_raw` (a plain string) go out as written; header objects (msg["Subject"] = ...) are
+# still folded and encoded by Python. With the default "long", a raw header longer than 78 characters would
+# be re-parsed and re-folded, and a long URL in it RFC 2047-encoded.
+WIRE_POLICY = email.policy.default.clone(refold_source="none")
+FOLD_AT = 78  # RFC 5322: lines SHOULD be at most 78 characters ...
+MAX_LINE = 998  # ... and MUST be at most 998
+
+
+_LOCAL_SAFE = "!$'*+-.^_`{|}~"  # atext that needs no escaping in a mailto: URI (RFC 6068)
+_URL_SAFE = "".join(chr(c) for c in range(33, 127))  # printable ASCII stays; existing %XX escapes too
+
+
+def ascii_host(host: str) -> str:
+    """An internationalised host name in its ASCII (IDNA, `xn--`) form; an ASCII one as it is."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:  # not a valid IDN: still never raw UTF-8 in a header
+        return quote(host, safe="")
+
+
+def ascii_url(url: str) -> str:
+    """`url` in plain ASCII, as headers need it: the host in IDNA form, anything else that is not ASCII
+    percent-encoded as UTF-8 (what a browser sends for the same link)."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.hostname and not parts.hostname.isascii():
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (quote(userinfo, safe=_URL_SAFE) + "@" if userinfo else "") + ascii_host(parts.hostname)
+        netloc += f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            quote(parts.path, safe=_URL_SAFE),
+            quote(parts.query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
+
+
+def mailto_uri(address: str, subject: str) -> str:
+    """A `mailto:` URI in plain ASCII (RFC 6068): the domain in IDNA form, a UTF-8 local part %-encoded."""
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return f"mailto:{quote(address, safe='')}?subject={quote(subject)}"
+    return f"mailto:{quote(local, safe=_LOCAL_SAFE)}@{ascii_host(domain)}?subject={quote(subject)}"
+
+
+def new_message() -> EmailMessage:
+    """An empty message that keeps the headers set with `set_ascii_header` as they are on the wire."""
+    return EmailMessage(policy=WIRE_POLICY)
+
+
+def _top_level_commas(value: str) -> list[str]:
+    """`value` split after each comma outside <...> and "..." (commas kept): `<a>, <b>` -> `<a>,`, ` <b>`."""
+    parts, start, angle, quoted = [], 0, 0, False
+    for i, ch in enumerate(value):
+        if ch == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            angle += 1
+        elif not quoted and ch == ">":
+            angle = max(angle - 1, 0)
+        elif ch == "," and not quoted and angle == 0:
+            parts.append(value[start : i + 1])
+            start = i + 1
+    parts.append(value[start:])
+    return [p for p in parts if p.strip()]
+
+
+def fold_ascii_header(name: str, value: str) -> str:
+    """`value` as it goes on the wire after `name: `: plain ASCII, folded after commas when the line would
+    pass 78 characters (a URL is never cut). InvalidInput for anything else: non-ASCII text (encode it
+    first), a line break (header injection), or a piece longer than SMTP's 998-character line."""
+    if not name or not name.isascii() or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
+        raise InvalidInput(f"{name!r} is not a header name")
+    if not value.isascii():
+        raise InvalidInput(f"the {name} header must be plain ASCII (encode it first): {value[:80]!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise InvalidInput(f"the {name} header contains a line break")
+    lines: list[str] = []
+    line = f"{name}:"
+    for n, piece in enumerate(_top_level_commas(" ".join(value.split()))):
+        if n and len(line) + len(piece) > FOLD_AT:  # piece starts with its space
+            lines.append(line)
+            line = ""
+        line += " " + piece.strip()
+    lines.append(line)
+    if any(len(x) > MAX_LINE for x in lines):
+        raise InvalidInput(f"the {name} header has a line longer than {MAX_LINE} characters")
+    return "\n".join(lines)[len(name) + 2 :]
+
+
+def set_ascii_header(msg: EmailMessage, name: str, value: str) -> None:
+    """Add the header `name` to `msg` (made by `new_message`) exactly as `fold_ascii_header` writes it."""
+    msg.set_raw(name, fold_ascii_header(name, value))
 
 
 class MailError(PaperboyError):

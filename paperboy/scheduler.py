@@ -247,6 +247,9 @@ class Job:
     backlog: Callable[[], int | None] | None = None
     failures: int = 0  # in a row
     retry_at: datetime | None = None  # after a failure: sooner than next_run when the back-off says so
+    # What to do at once when the scheduler is woken (`Scheduler.wake`), between the regular runs: e.g.
+    # send the outbox when a request has just queued a mail. None: a wake does not concern this job.
+    on_wake: Callable[[], object] | None = None
 
 
 class Scheduler:
@@ -254,6 +257,10 @@ class Scheduler:
 
     A job that fails is retried after a back-off (`backoff`: first wait and cap, in seconds) or at its next
     slot, whichever comes first; a success resets it. With a `board`, each job reports its status there.
+
+    `wake()` (from any thread) makes the loop run each job's `on_wake` at once instead of waiting for the
+    next slot; the regular schedule stays as it is, so a wake that is lost (or never sent, by another
+    process) only delays the work until the next regular run.
     """
 
     def __init__(
@@ -271,7 +278,46 @@ class Scheduler:
         self.board = board
         self.backoff = backoff or Backoff()
         self._stop = threading.Event()
+        self._woken = threading.Event()  # set by wake() and stop(): ends the loop's wait at once
         self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Run the jobs' `on_wake` work as soon as the loop is free (it is never run twice at once: the jobs
+        share this one thread). Cheap, never blocks, safe from any thread; wakes that arrive while that work
+        runs are folded into one more round."""
+        self._woken.set()
+
+    def run_woken(self) -> list[str]:
+        """Run every job's `on_wake` now; returns the names that ran. A failure is logged and reported, and
+        the job's regular schedule is left alone (its next run is the fallback)."""
+        ran = []
+        for job in self.jobs:
+            if job.on_wake is None or self._stop.is_set():
+                continue
+            health = self.board.loop(job.name) if self.board is not None else None
+            try:
+                result = job.on_wake()
+            except Exception as exc:  # never raised into the caller: the regular run will try again
+                log.warning(
+                    "sync %s: the work on wake failed (%s); its next run retries", job.name, describe(exc)
+                )
+                if health is not None:
+                    health.failed(exc)
+                continue
+            log.info("sync %s: woken: %s", job.name, result)
+            ran.append(job.name)
+            if health is not None and job.failures == 0:  # a failing regular run keeps its report
+                health.succeeded(backlog=self._backlog(job))
+        return ran
+
+    def _backlog(self, job: Job) -> int | None:
+        if job.backlog is None:
+            return None
+        try:
+            return job.backlog()
+        except Exception as exc:
+            log.warning("sync %s: could not count its backlog: %s", job.name, describe(exc))
+            return None
 
     def _due(self, job: Job, now: datetime) -> datetime:
         due = job.next_run(job.last_run, now)
@@ -324,12 +370,7 @@ class Scheduler:
         job.failures = 0
         job.retry_at = None
         job.last_run = self._now_or(job.last_run)
-        backlog = None
-        if job.backlog is not None:
-            try:
-                backlog = job.backlog()
-            except Exception as exc:
-                log.warning("sync %s: could not count its backlog: %s", job.name, describe(exc))
+        backlog = self._backlog(job)
         if health is not None:
             health.succeeded(backlog=backlog, detail=_json_detail(result))
 
@@ -354,6 +395,9 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if self._woken.is_set():
+                    self._woken.clear()  # first: a wake during the work below asks for another round
+                    self.run_woken()
                 self.run_pending()
                 if self.board is not None:
                     self.board.flush()  # statuses the database refused earlier
@@ -361,7 +405,7 @@ class Scheduler:
             except Exception:  # the thread must never end: whatever happened, wait and go round again
                 log.exception("scheduler: unexpected failure; carrying on")
                 wait = self.poll_seconds
-            self._stop.wait(wait)
+            self._woken.wait(wait)  # until the next job is due, a wake, or stop
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="paperboy-sync", daemon=True)
@@ -369,5 +413,6 @@ class Scheduler:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from paperboy import jobs
-from paperboy.config import Settings
+from paperboy.config import Settings, normalize_base_url, url_host
 from paperboy.errors import EmbeddingUnavailable, PaperboyError
 from paperboy.scheduler import (
     Backoff,
@@ -122,6 +123,31 @@ def build_scheduler(
     return Scheduler(sched_jobs, now, board=board if board is not None else StatusBoard(engine, now))
 
 
+# --- the public URL ----------------------------------------------------------------------------------------
+
+
+def serving_settings(settings: Settings, echo: Callable[[str], None]) -> Settings:
+    """The settings `paperboy serve` runs with: PAPERBOY_BASE_URL when set; else the URL it serves at, so
+    that every link in mail and feeds names this server (told once through `echo`): http://HOST:PORT, with
+    `localhost` for a loopback address and this machine's name when it listens on all interfaces."""
+    if settings.base_url:
+        return settings
+    url = settings.named_url
+    if url is None:
+        host = "localhost"
+        if settings.host.strip().strip("[]") in ("0.0.0.0", "::", "", "*"):
+            host = socket.getfqdn() or socket.gethostname() or "localhost"
+        try:
+            url = normalize_base_url(f"http://{url_host(host)}:{settings.port}")
+        except ValueError:  # a machine name no URL can hold
+            url = f"http://localhost:{settings.port}"
+    echo(
+        f"PAPERBOY_BASE_URL is not set: links in mail and feeds use {url}, where this server listens;"
+        " set PAPERBOY_BASE_URL to the address readers use"
+    )
+    return settings.model_copy(update={"base_url": url})
+
+
 # --- digests -----------------------------------------------------------------------------------------------
 
 DIGEST_EVERY = timedelta(minutes=5)
@@ -151,8 +177,14 @@ def build_digest_scheduler(
 ) -> Scheduler:
     """Every 5 minutes, in its own thread (a long ingest never delays mail): plan the digests that have come
     due and send what the outbox holds. Without PAPERBOY_SMTP_URL digests are planned but wait unsent.
-    It reports to `board` as `digests`, its backlog the outbox rows due."""
+    It reports to `board` as `digests`, its backlog the outbox rows due.
+
+    Its `wake()` sends the outbox at once: the web app calls it (`app.state.on_outbox`) after a request has
+    committed an outbox row, so a confirmation mail leaves within seconds, not at the next 5-minute round.
+    The 5-minute round stays the fallback for rows queued by another process (a second server, cron); a
+    cross-process signal (PostgreSQL LISTEN/NOTIFY) would call the same `wake()`."""
     from paperboy.digest.run import digest_round
+    from paperboy.digest.send import send_pending
     from paperboy.mailer import SmtpMailer
     from paperboy.templating import make_environment
 
@@ -170,6 +202,10 @@ def build_digest_scheduler(
         )
         return report.summary()
 
+    def send_now() -> object:
+        assert mailer is not None
+        return send_pending(engine, mailer, now, sender=ctx.sender, rate=settings.mail_rate)
+
     def due_mails() -> int:
         with engine.connect() as conn:
             return outbox_store.count_due(conn, now())
@@ -179,6 +215,7 @@ def build_digest_scheduler(
         lambda last, current: current if last is None else last + DIGEST_EVERY,
         one_round,
         backlog=due_mails,
+        on_wake=send_now if mailer is not None else None,
     )
     return Scheduler([job], now, board=board if board is not None else StatusBoard(engine, now))
 

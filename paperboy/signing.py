@@ -1,4 +1,4 @@
-"""Signed, expiring tokens for links in mails and secret feed URLs: HMAC-SHA256 over a small JSON payload.
+"""Signed tokens for links in mails and secret feed URLs: HMAC-SHA256 over a small JSON payload.
 
 A token names one subscription, one purpose ("unsubscribe", "manage", "feed", ...) and the subscription's
 `token_version` (bumping it revokes every link made before); it may carry an expiry. `verify` raises
@@ -54,8 +54,9 @@ def sign(
     return f"{PREFIX}.{body}.{_mac(key, purpose, body)}"
 
 
-def verify(key: bytes, purpose: str, token: str, now: datetime) -> Claims:
-    """The claims of a token made by `sign` with the same key and purpose, still valid at `now`."""
+def verify(key: bytes, purpose: str, token: str, now: datetime | None) -> Claims:
+    """The claims of a token made by `sign` with the same key and purpose, still valid at `now` (None: any
+    expiry it carries is not checked, for links that must work for good, like unsubscribe links)."""
     if not token or len(token) > MAX_TOKEN:
         raise BadToken("this link is incomplete or not one of ours")
     parts = token.strip().split(".")
@@ -69,6 +70,6 @@ def verify(key: bytes, purpose: str, token: str, now: datetime) -> Claims:
         claims = Claims(int(payload["s"]), int(payload["v"]), int(payload["x"]) if "x" in payload else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadToken("this link is damaged") from exc
-    if claims.expires is not None and now.timestamp() > claims.expires:
+    if now is not None and claims.expires is not None and now.timestamp() > claims.expires:
         raise BadToken("this link has expired; use the one in a newer mail")
     return claims

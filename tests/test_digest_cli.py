@@ -4,6 +4,7 @@ a real SMTP server (aiosmtpd) for the mail."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def test_send_plans_then_sends_once_and_dry_run_writes_nothing(
     _subscribe(engine, "ada@example.org", topics=("KV cache",))
     dry = runner.invoke(main, ["digest", "send", "--as-of", FRIDAY.isoformat(), "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert _summary(dry.output)["due"] == 1
+    summary = _summary(dry.output)
+    assert (summary["due"], summary["planned"], summary["mails"], summary["dry_run"]) == (1, 1, 1, True)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(digest_runs)).scalar_one() == 0
 
@@ -116,3 +118,48 @@ def test_unsuppress_lets_an_address_get_mail_again(runner: CliRunner) -> None:
         assert not outbox_store.is_suppressed(conn, "gone@example.org")
     again = runner.invoke(main, ["digest", "unsuppress", "gone@example.org"])
     assert again.exit_code != 0 and "is not suppressed" in again.output
+
+
+@pytest.mark.parametrize("command", [["send"], ["send", "--dry-run"], ["preview", "ada@example.org"]])
+def test_mail_commands_refuse_when_they_cannot_name_the_server(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    engine = _engine()
+    _load(engine)
+    _subscribe(engine, "ada@example.org", topics=("KV cache",))
+    monkeypatch.delenv("PAPERBOY_BASE_URL")
+    for host in (None, "127.0.0.1", "0.0.0.0", "::"):  # loopback or every interface: not a name for links
+        if host is not None:
+            monkeypatch.setenv("PAPERBOY_HOST", host)
+        out = runner.invoke(main, ["digest", *command, "--as-of", FRIDAY.isoformat()])
+        assert out.exit_code == 1, out.output
+        assert out.output.strip() == (
+            "Error: cannot tell where the server is for the links in mail: set PAPERBOY_BASE_URL to its "
+            "public address (e.g. PAPERBOY_BASE_URL=https://papers.example.org)"
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(digest_runs)).scalar_one() == 0
+
+
+def test_mail_links_come_from_the_configured_public_url(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine()
+    _load(engine)
+    _subscribe(engine, "ada@example.org", topics=("KV cache",))
+    monkeypatch.setenv("PAPERBOY_BASE_URL", "https://hub.lab.example/papers/")
+    out = runner.invoke(main, ["digest", "preview", "ada@example.org", "--as-of", FRIDAY.isoformat()])
+    assert out.exit_code == 0, out.output
+    links = re.findall(r"https?://[^\s<>\"]+", out.output)
+    assert links and all(
+        u.startswith("https://hub.lab.example/papers/") or u.startswith("https://arxiv.org/") for u in links
+    ), links
+    # no base URL, but PAPERBOY_HOST names this server as serve would listen on it
+    monkeypatch.delenv("PAPERBOY_BASE_URL")
+    monkeypatch.setenv("PAPERBOY_HOST", "papers.lab.example")
+    monkeypatch.setenv("PAPERBOY_PORT", "8080")
+    out = runner.invoke(main, ["digest", "send", "--as-of", FRIDAY.isoformat()])
+    assert out.exit_code == 0, out.output
+    with engine.connect() as conn:
+        text = conn.execute(sa.select(outbox.c.text_body)).scalar_one()
+    assert "http://papers.lab.example:8080/unsubscribe?t=" in text and "localhost" not in text

@@ -10,6 +10,7 @@ import email.policy
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +22,10 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from searchkit import HashEmbedder
 from sqlalchemy.engine import Engine
+from test_mail_wire import assert_plain_headers, raw_field, unfolded
 from test_security import assert_no_markup_from_data
 
+from paperboy import signing
 from paperboy.db.schema import digest_runs, outbox, subscriptions
 from paperboy.digest.plan import Context, plan_due, preview
 from paperboy.digest.run import digest_round
@@ -112,10 +115,15 @@ def _count(engine: Engine, table: sa.Table) -> int:
 
 
 class _Inbox:
+    """`raw`: every message's bytes as received (headers are checked there, as a mail client reads them);
+    `messages`: the same parsed, for reading the bodies."""
+
     def __init__(self) -> None:
+        self.raw: list[bytes] = []
         self.messages: list[EmailMessage] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append(envelope.original_content)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)
@@ -181,12 +189,23 @@ def test_nobody_is_due_before_their_hour_or_at_the_weekend(sqlite_engine: Engine
     assert plan_due(sqlite_engine, FRIDAY + timedelta(hours=1), CTX, ENV).due == 1
 
 
-def test_dry_run_writes_nothing(sqlite_engine: Engine) -> None:
+def test_dry_run_writes_nothing_and_counts_what_it_would(sqlite_engine: Engine) -> None:
     _load(sqlite_engine)
     _subscribe(sqlite_engine, "ada@example.org", topics=("KV cache",))
-    report = plan_due(sqlite_engine, FRIDAY, CTX, ENV, dry_run=True)
-    assert report.due == 1 and len(report.previews) == 1 and report.previews[0][1] is not None
+    _subscribe(sqlite_engine, "bob@example.org", topics=("KV cache",))
+    _subscribe(sqlite_engine, "quiet@example.org", topics=("quantum gravity",))
+    with sqlite_engine.begin() as conn:  # nothing in hep-th this week: an empty digest
+        conn.execute(
+            sa.update(subscriptions)
+            .where(subscriptions.c.email == "quiet@example.org")
+            .values(categories=["hep-th"])
+        )
+    report = plan_due(sqlite_engine, FRIDAY, CTX, ENV, dry_run=True, batch=2)  # two batches
+    assert (report.due, report.planned, report.mails, report.empty) == (3, 3, 2, 1)
+    assert len(report.previews) == 3 and sum(mail is not None for _, mail in report.previews) == 2
     assert _count(sqlite_engine, digest_runs) == 0 and _count(sqlite_engine, outbox) == 0
+    real = plan_due(sqlite_engine, FRIDAY, CTX, ENV, batch=2)
+    assert (real.due, real.planned, real.mails, real.empty) == (3, 3, 2, 1)  # what the dry run said
 
 
 def test_across_a_dst_change_one_digest_per_local_weekday(sqlite_engine: Engine) -> None:
@@ -252,12 +271,24 @@ def test_the_mail_that_arrives(sqlite_engine: Engine, smtp: tuple[str, _Inbox]) 
         again = digest_round(sqlite_engine, FRIDAY, CTX, ENV, mailer, lambda: FRIDAY, rate=100)
         assert again.send is not None and again.send.sent == 0  # once per period
     (msg,) = inbox.messages
-    assert msg["To"] == "ada@example.org" and msg["From"] == "Lab Papers <papers@example.org>"
-    assert msg["Subject"].startswith("Lab Papers: ")
-    assert re.fullmatch(r"<digest\.\d+\.\d+@papers\.example\.org>", msg["Message-ID"])
-    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert msg["List-Id"] == "Lab Papers digest <digest.papers.example.org>"
-    links = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
+    (raw,) = inbox.raw
+    # the headers as a mail client reads them: the bytes on the wire, plain ASCII, nothing RFC 2047-encoded
+    assert_plain_headers(raw)
+    assert raw_field(raw, "To") == b"To: ada@example.org\r\n"
+    assert raw_field(raw, "From") == b"From: Lab Papers <papers@example.org>\r\n"
+    assert raw_field(raw, "Subject").startswith(b"Subject: Lab Papers: ")
+    assert re.fullmatch(
+        rb"Message-ID: <digest\.\d+\.\d+@papers\.example\.org>\r\n", raw_field(raw, "Message-ID")
+    )
+    assert raw_field(raw, "List-Unsubscribe-Post") == b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    assert raw_field(raw, "List-Id") == b"List-Id: Lab Papers digest <digest.papers.example.org>\r\n"
+    unsubscribe = raw_field(raw, "List-Unsubscribe")
+    assert re.fullmatch(
+        rb"List-Unsubscribe: <https://papers\.example\.org/unsubscribe\?t=[A-Za-z0-9_.\-]+>,\r\n"
+        rb" <mailto:papers@example\.org\?subject=unsubscribe>\r\n",
+        unsubscribe,
+    ), unsubscribe
+    links = re.findall(r"<([^>]+)>", unfolded(unsubscribe))
     assert links[0].startswith(f"{SITE_URL}/unsubscribe?t=") and links[1].startswith(
         "mailto:papers@example.org"
     )
@@ -316,3 +347,107 @@ def test_an_unsubscribe_between_planning_and_sending_sends_nothing(
         result = digest_round(sqlite_engine, FRIDAY, CTX, ENV, mailer, lambda: FRIDAY, rate=100)
     assert result.send is not None and (result.send.sent, result.send.cancelled) == (1, 1)
     assert [m["To"] for m in inbox.messages] == ["ada@example.org"]
+
+
+def _sent_mail(engine: Engine, url: str, inbox: _Inbox, as_of: datetime, now: datetime) -> bytes:
+    with SmtpMailer(url) as mailer:
+        result = digest_round(engine, as_of, CTX, ENV, mailer, lambda: now, rate=100)
+    assert result.send is not None and result.send.sent >= 1
+    return inbox.raw[-1]
+
+
+def _status(engine: Engine, sub_id: int) -> str:
+    with engine.connect() as conn:
+        stmt = sa.select(subscriptions.c.status).where(subscriptions.c.id == sub_id)
+        return str(conn.execute(stmt).scalar_one())
+
+
+def _one_click(engine: Engine, key: bytes, at: datetime, url: str) -> int:
+    """A mail client's RFC 8058 POST to `url` (no cookies), to the hub running with `key` at `at`."""
+    app = create_app(engine, site=Site("Lab Papers", SITE_URL, 7), clock=lambda: at, secret_key=key)
+    client = TestClient(app, base_url=SITE_URL)
+    r = client.post(
+        url[len(SITE_URL) :],
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    return r.status_code
+
+
+def test_an_unsubscribe_link_never_expires_and_a_new_secret_key_revokes_it(
+    sqlite_engine: Engine, smtp: tuple[str, _Inbox]
+) -> None:
+    url, inbox = smtp
+    _load(sqlite_engine)
+    ada = _subscribe(sqlite_engine, "ada@example.org", topics=("KV cache",))
+    raw = _sent_mail(sqlite_engine, url, inbox, FRIDAY, FRIDAY)
+    link = re.findall(r"<([^>]+)>", unfolded(raw_field(raw, "List-Unsubscribe")))[0]
+    ten_years = FRIDAY + timedelta(days=3653)
+    assert _one_click(sqlite_engine, b"a-new-secret-key-after-a-leak-000000", ten_years, link) == 400
+    assert _status(sqlite_engine, ada) == "active"
+    assert _one_click(sqlite_engine, KEY, ten_years, link) == 200  # ten years on, the same link still works
+    assert _status(sqlite_engine, ada) == "unsubscribed"
+    # a link made when unsubscribe links still carried a 90-day expiry works too
+    bob = _subscribe(sqlite_engine, "bob@example.org")
+    with sqlite_engine.connect() as conn:
+        found = sub_store.get(conn, bob)
+    assert found is not None
+    old = signing.sign(KEY, "unsubscribe", bob, found.token_version, FRIDAY + timedelta(days=90))
+    assert _one_click(sqlite_engine, KEY, ten_years, f"{SITE_URL}/unsubscribe?t={old}") == 200
+    assert _status(sqlite_engine, bob) == "unsubscribed"
+
+
+def test_a_replayed_digest_carries_links_that_count_from_when_it_is_sent(
+    sqlite_engine: Engine, smtp: tuple[str, _Inbox]
+) -> None:
+    url, inbox = smtp
+    _load(sqlite_engine)
+    _subscribe(sqlite_engine, "ada@example.org", topics=("KV cache",))
+    sent_at = FRIDAY + timedelta(days=200)  # `digest send --as-of FRIDAY`, run 200 days later
+    raw = _sent_mail(sqlite_engine, url, inbox, FRIDAY, sent_at)
+    (msg,) = inbox.messages
+    manage = re.search(
+        r"https://papers\.example\.org/subscription\?t=[A-Za-z0-9_.\-]+",
+        msg.get_body(("plain",)).get_content(),
+    )
+    assert manage is not None
+    app = create_app(
+        sqlite_engine,
+        site=Site("Lab Papers", SITE_URL, 7),
+        clock=lambda: sent_at + timedelta(days=1),
+        secret_key=KEY,
+    )
+    page = TestClient(app, base_url=SITE_URL).get(manage.group(0)[len(SITE_URL) :])
+    assert page.status_code == 200, page.text[:300]  # made at send time: good for 90 days from then
+    assert b"List-Unsubscribe:" in raw
+
+
+def test_a_non_ascii_site_name_and_host_go_out_as_valid_ascii_headers(
+    sqlite_engine: Engine, smtp: tuple[str, _Inbox]
+) -> None:
+    url, inbox = smtp
+    _load(sqlite_engine)
+    _subscribe(sqlite_engine, "ada@example.org", topics=("KV cache",))
+    ctx = Context(
+        site_name="Łódź Papers",
+        public_url="https://bücher.example",
+        sender="Łódź Papers <papers@example.org>",
+        key=KEY,
+    )
+    with SmtpMailer(url) as mailer:
+        digest_round(sqlite_engine, FRIDAY, ctx, ENV, mailer, lambda: FRIDAY, rate=100)
+    (raw,) = inbox.raw
+    assert_plain_headers(raw)
+    assert re.fullmatch(
+        rb"List-Unsubscribe: <https://xn--bcher-kva\.example/unsubscribe\?t=[A-Za-z0-9_.\-]+>,\r\n"
+        rb" <mailto:papers@example\.org\?subject=unsubscribe>\r\n",
+        raw_field(raw, "List-Unsubscribe"),
+    )
+    list_id = unfolded(raw_field(raw, "List-Id"))
+    assert list_id.endswith(" <digest.xn--bcher-kva.example>") and list_id.startswith("=?utf-8?")
+    assert str(make_header(decode_header(list_id))) == "Łódź Papers digest <digest.xn--bcher-kva.example>"
+    sender = unfolded(raw_field(raw, "From"))
+    assert str(make_header(decode_header(sender))) == "Łódź Papers <papers@example.org>"
+    assert re.fullmatch(
+        rb"Message-ID: <digest\.\d+\.\d+@xn--bcher-kva\.example>\r\n", raw_field(raw, "Message-ID")
+    )

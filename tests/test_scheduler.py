@@ -118,3 +118,51 @@ def test_scheduler_thread_starts_and_stops() -> None:
         time.sleep(0.01)
     sched.stop()
     assert ran == [1]
+
+
+def test_a_wake_runs_the_on_wake_work_at_once_and_leaves_the_schedule_alone() -> None:
+    """The web app wakes the digest loop after it queued a mail: the sender runs now, not at the next slot
+    (5 minutes away), and a failure on wake neither ends the thread nor moves the regular run."""
+    import threading
+    import time
+
+    rounds: list[float] = []
+    sends: list[float] = []
+    sent = threading.Event()
+    fail_next = [True]
+
+    def send_now() -> str:
+        sends.append(time.monotonic())
+        if fail_next[0]:
+            fail_next[0] = False
+            raise OSError("the database is restarting")
+        sent.set()
+        return "sent 1"
+
+    job = Job(
+        "digests",
+        lambda last, now: now if last is None else last + timedelta(minutes=5),
+        lambda: rounds.append(time.monotonic()),
+        on_wake=send_now,
+    )
+    sched = Scheduler([job], lambda: datetime.now(UTC), poll_seconds=30.0)
+    sched.start()
+    try:
+        for _ in range(500):
+            if rounds:
+                break
+            time.sleep(0.01)
+        assert len(rounds) == 1  # the first round, at start; the next one is 5 minutes away
+        sched.wake()  # fails: logged, the thread carries on
+        for _ in range(500):
+            if sends:
+                break
+            time.sleep(0.01)
+        woken_at = time.monotonic()
+        sched.wake()
+        assert sent.wait(5), "a wake did not run the sender"
+        assert time.monotonic() - woken_at < 1.0
+        assert len(sends) == 2 and len(rounds) == 1  # the regular round did not run again
+    finally:
+        sched.stop(timeout=5)
+    assert sched._thread is not None and not sched._thread.is_alive()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy.engine import Connection, Engine
+from test_mail_wire import assert_plain_headers, raw_field, unfolded
 
 from paperboy.db.schema import outbox as outbox_table
 from paperboy.db.schema import subscriptions
@@ -301,8 +303,9 @@ def test_bad_smtp_urls_say_what_is_wrong_without_the_password(url: str, complain
 def test_headers_message_id_and_both_parts_arrive_as_enqueued(
     sqlite_engine: Engine, server: Server, mailer: SmtpMailer
 ) -> None:
+    unsubscribe = "https://hub.example/unsubscribe?t=t1.eyJzIjoxMiwidiI6MX0.4Vq0c2lnbmF0dXJlLW9mLTI0LWJ5dGVz"
     headers = {
-        "List-Unsubscribe": "<https://hub.example/unsubscribe/tok>",
+        "List-Unsubscribe": f"<{unsubscribe}>, <mailto:papers@hub.example?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": "Lab papers digest <digest.hub.example>",
     }
@@ -325,14 +328,22 @@ def test_headers_message_id_and_both_parts_arrive_as_enqueued(
     assert (report.sent, report.failed, report.retried, report.cancelled) == (1, 0, 0, 0)
     [got] = server.handler.received
     assert got.rcpt == ["ada@lab.example"]
+    # the headers as they are on the wire (a mail client does not undo what Python's parser would)
+    raw = got.content
+    assert_plain_headers(raw)
+    assert raw_field(raw, "Message-ID") == b"Message-ID: <digest.12.34@hub.example>\r\n"
+    assert raw_field(raw, "From") == f"From: {SENDER}\r\n".encode()
+    assert raw_field(raw, "To") == b"To: ada@lab.example\r\n"
+    assert raw_field(raw, "List-Unsubscribe") == (
+        f"List-Unsubscribe: <{unsubscribe}>,\r\n <mailto:papers@hub.example?subject=unsubscribe>\r\n".encode()
+    )
+    assert raw_field(raw, "List-Unsubscribe-Post") == b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    assert raw_field(raw, "List-Id") == b"List-Id: Lab papers digest <digest.hub.example>\r\n"
+    subject = unfolded(raw_field(raw, "Subject"))
+    assert subject.startswith("=?utf-8?")  # RFC 2047, as a non-ASCII subject must be
+    assert str(make_header(decode_header(subject))) == "Łukasz et al.: 3 new papers on speculative decoding"
     msg = got.msg
-    assert msg["Message-ID"] == "<digest.12.34@hub.example>"
-    assert msg["From"] == SENDER
-    assert msg["To"] == "ada@lab.example"
-    assert msg["Subject"] == "Łukasz et al.: 3 new papers on speculative decoding"
     assert msg["Date"].datetime == T0  # when it was enqueued: a re-send is the same message
-    for name, value in headers.items():
-        assert msg[name] == value
     assert msg.get_content_type() == "multipart/alternative"
     text, html = msg.iter_parts()
     assert (text.get_content_type(), text.get_content_charset()) == ("text/plain", "utf-8")

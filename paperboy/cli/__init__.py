@@ -14,9 +14,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import click
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 
 from paperboy import __version__, db
+from paperboy.cli import explain
 from paperboy.config import Settings
 from paperboy.errors import PaperboyError
 from paperboy.ingest import IngestFailed, IngestResult, Progress
@@ -46,13 +48,22 @@ DATE = DateParam()
 def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except Exception as exc:  # pydantic's ValidationError lists every bad setting
-        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+    except Exception as exc:  # pydantic's ValidationError lists every bad setting: one line for each
+        raise click.ClickException(explain.settings_error(exc)) from exc
 
 
 def open_engine(settings: Settings) -> Engine:
-    engine = db.make_engine(settings.resolved_database_url, pool_size=db.pool_size_for(settings.threads))
-    db.upgrade(engine)
+    """The migrated database, or a one-line ClickException saying what is wrong with it and what to do
+    (a malformed URL, an unsupported database, a missing driver, a server that does not answer)."""
+    url = settings.resolved_database_url
+    problem = explain.check_database_url(url)
+    if problem is not None:
+        raise click.ClickException(problem)
+    try:
+        engine = db.make_engine(url, pool_size=db.pool_size_for(settings.threads))
+        db.upgrade(engine)
+    except (ImportError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        raise click.ClickException(explain.database_error(url, exc)) from exc
     return engine
 
 
@@ -148,10 +159,17 @@ def main() -> None:
 
 @main.command()
 def config() -> None:
-    """Show every setting, its current value and what it does."""
+    """Show every setting, its current value and what it does.
+
+    Values are printed plainly (paths and text as they are, lists comma-separated); secrets show as ****,
+    and URLs keep everything but their password (the SMTP host stays visible).
+    """
     settings = load_settings()
     for name, field in Settings.model_fields.items():
-        click.echo(f"PAPERBOY_{name.upper()} = {getattr(settings, name)!r}")
+        value = explain.plain_value(getattr(settings, name))
+        if name == "database_url" and settings.database_url is None:
+            value = f"(not set: {explain.safe_url(settings.resolved_database_url)})"
+        click.echo(f"PAPERBOY_{name.upper()} = {value}")
         click.echo(f"    {field.description}")
 
 
@@ -186,7 +204,13 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     import uvicorn
 
     from paperboy.community.submit import arxiv_fetcher
-    from paperboy.serve import build_digest_scheduler, build_scheduler, first_start, secret_key
+    from paperboy.serve import (
+        build_digest_scheduler,
+        build_scheduler,
+        first_start,
+        secret_key,
+        serving_settings,
+    )
     from paperboy.web.app import create_app
     from paperboy.web.deps import Site
 
@@ -195,7 +219,8 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     overrides: dict[str, Any] = {"host": host, "port": port}
     if no_sync:
         overrides["sync"] = False
-    settings = load_settings(**overrides)
+    # links in mail and feeds: PAPERBOY_BASE_URL, else the address this server listens on
+    settings = serving_settings(load_settings(**overrides), echo=lambda m: click.echo(m, err=True))
     engine = open_engine(settings)
     # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
     with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
@@ -233,6 +258,8 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     digests = (
         build_digest_scheduler(engine, settings, utcnow, parts.embedder, board) if settings.digests else None
     )
+    if digests is not None:
+        app.state.on_outbox = digests.wake  # a mail a request queued leaves at once, not at the next round
     worker.start()
     if scheduler is not None:
         scheduler.start()

@@ -25,10 +25,16 @@ def digest() -> None:
 
 
 def _digest_parts(settings: Settings) -> tuple[Any, Any]:
-    """The mail context and the Jinja environment digests render with."""
+    """The mail context and the Jinja environment digests render with. Refuses (exit 1, one line) when the
+    settings do not say where the server is: every link in a mail would point to the wrong place."""
     from paperboy.serve import digest_context
     from paperboy.templating import make_environment
 
+    if settings.named_url is None:
+        raise click.ClickException(
+            "cannot tell where the server is for the links in mail: set PAPERBOY_BASE_URL to its public "
+            "address (e.g. PAPERBOY_BASE_URL=https://papers.example.org)"
+        )
     ctx = digest_context(settings)
     return ctx, make_environment()
 
@@ -55,7 +61,7 @@ AS_OF_HELP = (
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Compose and render what is due, print the counts, write and send nothing.",
+    help="Compose and render what is due and print what would be planned and mailed; write and send nothing.",
 )
 def digest_send(as_of: str | None, dry_run: bool) -> None:
     """Plan every digest due at --as-of and send what the outbox holds (cron-friendly; run it as often as
@@ -122,7 +128,7 @@ def digest_preview(email: str, as_of: str | None, as_html: bool) -> None:
             break
         when += timedelta(hours=1)
     embedder = load_embedder_or_none(settings, lambda m: click.echo(m, err=True))
-    period, mail = preview(engine, sub, when, ctx, env, embedder)
+    period, mail = preview(engine, sub, when, ctx, env, embedder, now=utcnow())
     if period is None or mail is None:
         click.echo(
             f"nothing to send to {sub.email} for {period.period if period else 'the coming week'}", err=True

@@ -129,10 +129,12 @@ def embed_topics(
 
 
 def links_for(ctx: Context, sub: Subscription, now: datetime) -> Links:
+    """The signed links of a mail made at `now` (the wall clock when it is written, never a replayed as-of
+    moment: a link's lifetime counts from when the mail leaves). Unsubscribe links never expire."""
     return Links(
         site_name=ctx.site_name,
         public_url=ctx.public_url,
-        unsubscribe=subs.unsubscribe_url(ctx.public_url, ctx.key, sub, now),
+        unsubscribe=subs.unsubscribe_url(ctx.public_url, ctx.key, sub),
         manage=subs.manage_url(ctx.public_url, ctx.key, sub, now),
         feed=subs.feed_url(ctx.public_url, ctx.key, sub, now),
         sender_address=parseaddr(ctx.sender)[1] or f"paperboy@{host_of(ctx.public_url)}",
@@ -183,8 +185,10 @@ def plan_due(
     only: Sequence[Subscription] | None = None,
     batch: int = BATCH,
 ) -> PlanReport:
-    """Plan every digest due at `as_of` (a past instant replays that moment). With `dry_run`, compose and
-    render but write nothing (the report's `previews` hold the mails)."""
+    """Plan every digest due at `as_of` (a past instant replays that moment: its papers, sent now). With
+    `dry_run`, compose and render but write nothing: the report counts what would be planned and mailed,
+    and its `previews` hold the mails. `now` is the wall clock (default: `as_of`): runs and outbox rows are
+    stamped with it, and the mails' links count their lifetimes from it."""
     report = PlanReport()
     stamp = (now or (lambda: as_of))()
     with engine.connect() as conn:
@@ -221,12 +225,14 @@ def plan_due(
             mail = None
             if digest.total:
                 t = time.perf_counter()
-                mail = render(env, digest, d, links_for(ctx, sub, as_of))
+                mail = render(env, digest, d, links_for(ctx, sub, stamp))
                 report.render_s += time.perf_counter() - t
             pending.append((sub, d, mail, digest.total))
             if dry_run:
                 report.previews.append((sub, mail))
-        if dry_run:
+        if dry_run:  # what writing would have done: a run each, a mail for each that has papers
+            report.planned += len(pending)
+            report.mails += sum(1 for _, _, mail, _ in pending if mail is not None)
             continue
         t = time.perf_counter()
         try:
@@ -242,9 +248,7 @@ def plan_due(
                 except IntegrityError:
                     report.already += 1
         report.write_s += time.perf_counter() - t
-    report.empty = (
-        sum(1 for _, _, mail, _ in pending if mail is None) if dry_run else report.planned - report.mails
-    )
+    report.empty = report.planned - report.mails
     return report
 
 
@@ -255,8 +259,10 @@ def preview(
     ctx: Context,
     env: Environment,
     embedder: Embedder | None = None,
+    now: datetime | None = None,
 ) -> tuple[Due | None, Mail | None]:
-    """The digest `sub` would get for the period at `as_of` (due or not yet), written nowhere."""
+    """The digest `sub` would get for the period at `as_of` (due or not yet), written nowhere; its links
+    are made at `now` (the wall clock; default `as_of`)."""
     d = due(sub.cadence, sub.send_hour, sub.weekly_day, sub.timezone, as_of)
     if d is None:
         return None, None
@@ -267,4 +273,4 @@ def preview(
     digest = compose(sub, pool)
     if not digest.total:
         return d, None
-    return d, render(env, digest, d, links_for(ctx, sub, as_of))
+    return d, render(env, digest, d, links_for(ctx, sub, now or as_of))

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from email.header import Header
+from email.utils import formataddr
+from urllib.parse import urlsplit
 
 from jinja2 import Environment
 
 from paperboy.digest.compose import Digest, Section
 from paperboy.digest.schedule import Due
+from paperboy.mailer import ascii_host, ascii_url, mailto_uri
 
 SNIPPET_CHARS = 200  # about two lines of a mail client's width
 
@@ -35,7 +38,8 @@ class Mail:
 
 
 def host_of(url: str) -> str:
-    return urlsplit(url).hostname or "localhost"
+    """The URL's host, in ASCII (IDNA) form: for Message-IDs and List-Id."""
+    return ascii_host(urlsplit(url).hostname or "localhost")
 
 
 def _authors_line(authors: Sequence[str]) -> str:
@@ -62,12 +66,23 @@ def subject(digest: Digest, due: Due, site_name: str) -> str:
     return f"{site_name}: {n} paper{'s' if n != 1 else ''} for {when}"
 
 
+def list_id(site_name: str, list_host: str) -> str:
+    """`List-Id` (RFC 2919): the site's name as the phrase (quoted when it needs it, RFC 2047-encoded when it
+    is not ASCII) and `<digest.HOST>`, the list's plain ASCII identifier."""
+    phrase = " ".join(f"{site_name} digest".split())
+    if not phrase.isascii():
+        phrase = " ".join(Header(phrase, "utf-8").encode().split())  # encoded-words, on one line
+    return formataddr((phrase, f"digest.{ascii_host(list_host)}"))
+
+
 def headers(links: Links, list_host: str) -> dict[str, str]:
-    mailto = f"mailto:{links.sender_address}?subject={quote('unsubscribe')}"
+    """The bulk-mail headers of a digest, every one plain ASCII as it must be on the wire: a mail client
+    reads the List-Unsubscribe URLs only as written (RFC 2369, 8058), never RFC 2047-encoded."""
+    by_mail = mailto_uri(links.sender_address, "unsubscribe")
     return {
-        "List-Unsubscribe": f"<{links.unsubscribe}>, <{mailto}>",
+        "List-Unsubscribe": f"<{ascii_url(links.unsubscribe)}>, <{by_mail}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "List-Id": f"{links.site_name} digest <digest.{list_host}>",
+        "List-Id": list_id(links.site_name, list_host),
         "Auto-Submitted": "auto-generated",
         "Precedence": "bulk",
     }

@@ -18,7 +18,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from paperboy.errors import InvalidInput
-from paperboy.mailer import Mailer, PermanentFailure, ServerUnavailable, TemporaryFailure
+from paperboy.mailer import (
+    Mailer,
+    PermanentFailure,
+    ServerUnavailable,
+    TemporaryFailure,
+    new_message,
+    set_ascii_header,
+)
 from paperboy.store import outbox
 from paperboy.store.outbox import OutboxMessage
 
@@ -59,17 +66,22 @@ def backoff(attempts: int) -> timedelta:
 
 def build_message(row: OutboxMessage, sender: str) -> EmailMessage:
     """The mail for an outbox row: From `sender`; To, Subject, Message-ID and extra headers as enqueued;
-    Date when it was enqueued (a re-send is the same message); text, plus HTML as an alternative if any."""
-    msg = EmailMessage()
+    Date when it was enqueued (a re-send is the same message); text, plus HTML as an alternative if any.
+
+    From, To and Subject are encoded by Python (RFC 2047 for a name or subject that is not ASCII); the
+    Message-ID and the extra headers (List-Unsubscribe, List-Id, ...) go on the wire exactly as enqueued:
+    plain ASCII, folded at commas when long. A row whose extra header is not plain ASCII is refused
+    (InvalidInput), never sent encoded."""
+    msg = new_message()
     msg["From"] = sender
     msg["To"] = row.to_addr
     msg["Subject"] = row.subject
     msg["Date"] = format_datetime(row.created_at)
-    msg["Message-ID"] = row.message_id
+    set_ascii_header(msg, "Message-ID", row.message_id)
     for name, value in row.headers.items():
         if name.lower() in _OWN_HEADERS:
             raise InvalidInput(f"outbox row {row.id}: the extra header {name!r} would replace our own")
-        msg[name] = value
+        set_ascii_header(msg, name, value)
     msg.set_content(row.text_body, charset="utf-8")
     if row.html_body is not None:
         msg.add_alternative(row.html_body, subtype="html", charset="utf-8")

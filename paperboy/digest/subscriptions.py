@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from paperboy import accounts, signing
 from paperboy.categories import check_categories
 from paperboy.errors import FieldInvalid, InvalidInput, RateLimited
+from paperboy.mailer import ascii_host
 from paperboy.models import Subscription, User
 from paperboy.store import outbox as outbox_store
 from paperboy.store import subscriptions as store
@@ -35,7 +36,7 @@ from paperboy.store import subscriptions as store
 CONFIRM_DAYS = 7
 MAX_CONFIRMATIONS = 3  # confirmation mails per address ...
 CONFIRM_WINDOW = timedelta(hours=6)  # ... per this long
-LINK_DAYS = 90  # unsubscribe and manage links; feed links do not expire (rotate them to revoke)
+LINK_DAYS = 90  # manage links, from when the mail is made; unsubscribe and feed links never expire
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 200
 MAX_CATEGORIES = 20
@@ -370,7 +371,7 @@ def _queue_confirmation_mail(
     }
     text = mailing.templates.get_template("email/confirm.txt").render(**context)
     html = mailing.templates.get_template("email/confirm.html").render(**context)
-    host = urlsplit(mailing.public_url).hostname or "localhost"
+    host = ascii_host(urlsplit(mailing.public_url).hostname or "localhost")
     outbox_store.enqueue(
         conn,
         kind="confirm",
@@ -486,9 +487,11 @@ def _link(
     return site_url.rstrip("/") + path + "?" + urlencode({"t": token})
 
 
-def unsubscribe_url(site_url: str, key: bytes, subscription: Subscription, now: datetime) -> str:
-    """The one-click unsubscribe link (RFC 8058), good for LINK_DAYS."""
-    return _link(site_url, "/unsubscribe", key, "unsubscribe", subscription, now + timedelta(days=LINK_DAYS))
+def unsubscribe_url(site_url: str, key: bytes, subscription: Subscription) -> str:
+    """The one-click unsubscribe link (RFC 8058). It never expires: a mail read (or replayed) years later
+    still unsubscribes. Changing PAPERBOY_SECRET_KEY revokes it, and so does the subscriber's own "rotate my
+    links" (the links in their newer mails work)."""
+    return _link(site_url, "/unsubscribe", key, "unsubscribe", subscription, None)
 
 
 def manage_url(site_url: str, key: bytes, subscription: Subscription, now: datetime) -> str:
@@ -506,7 +509,8 @@ def subscription_for_token(
 ) -> Subscription:
     """The subscription a signed link names; BadToken (a 400) when the link is bad, expired, for another
     purpose, or made before the subscription's links were rotated."""
-    claims = signing.verify(key, purpose, token, now)
+    # unsubscribe links never expire, those made with an expiry before that rule included
+    claims = signing.verify(key, purpose, token, None if purpose == "unsubscribe" else now)
     found = store.get(conn, claims.subscription_id)
     if found is None or found.token_version != claims.version:
         raise signing.BadToken("this link was replaced by a newer one; use the link in your latest mail")
