@@ -7,7 +7,7 @@ other group lives in a module of its own (members, digest, ingest, indexes) impo
 from __future__ import annotations
 
 import json
-import sys
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -22,7 +22,6 @@ from paperboy.cli import explain
 from paperboy.config import Settings
 from paperboy.errors import PaperboyError
 from paperboy.ingest import IngestFailed, IngestResult, Progress
-from paperboy.models import Page, UpsertCounts
 from paperboy.sources.http import PoliteClient
 
 
@@ -79,34 +78,11 @@ def hf_client(settings: Settings) -> PoliteClient:
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[Progress]:
-    """A rich progress bar on a terminal; one log line per page elsewhere (cron, CI)."""
-    if not sys.stderr.isatty():
+    """A rich progress bar on a terminal (done/total, %, time left when the source knows its size); a few
+    plain lines with the same figures elsewhere (cron, CI): see cli/progress.py."""
+    from paperboy.cli.progress import ingest_progress
 
-        def log(page: Page, counts: UpsertCounts) -> None:
-            click.echo(
-                f"{label}: +{counts.inserted} new, {counts.updated} updated, {counts.featured} featured"
-                f" ({len(page.records)} records)",
-                err=True,
-            )
-
-        yield log
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(page: Page, counts: UpsertCounts) -> None:
-            if page.total is not None:
-                bar.update(task, total=page.total)
-            bar.update(task, advance=1, description=f"{label} (+{counts.inserted} new, {counts.updated} upd)")
-
+    with ingest_progress(label) as update:
         yield update
 
 
@@ -194,6 +170,9 @@ def rate_limits(settings: Settings) -> Any:
 def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     """Migrate the database, start the web app and print its URL.
 
+    It takes its port before anything else: a port in use (or not allowed) ends it at once with a message
+    saying so, and once it prints "paperboy is serving" the port accepts connections.
+
     On an empty database it first imports the last few days from Hugging Face; without a network (or with
     --no-sync) it loads the bundled demo papers instead, so the first page is never empty. While it runs it
     ingests Hugging Face hourly on weekdays and each PAPERBOY_ARXIV_CATEGORIES category after arXiv's
@@ -221,6 +200,8 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         overrides["sync"] = False
     # links in mail and feeds: PAPERBOY_BASE_URL, else the address this server listens on
     settings = serving_settings(load_settings(**overrides), echo=lambda m: click.echo(m, err=True))
+    # The port first: a taken one fails now, not after the migrations, the first import and the model load.
+    listening = bind_listener(settings.host, settings.port)
     engine = open_engine(settings)
     # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
     with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
@@ -252,7 +233,8 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         ),
     )
     click.echo(
-        f"paperboy is serving {settings.resolved_database_url} at http://{settings.host}:{settings.port}/papers"
+        f"paperboy is serving {explain.safe_url(settings.resolved_database_url)}"
+        f" at http://{settings.host}:{settings.port}/papers"
     )
     app.state.background = board
     digests = (
@@ -266,13 +248,36 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     if digests is not None:
         digests.start()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         if scheduler is not None:
             scheduler.stop()
         if digests is not None:
             digests.stop()
         worker.stop()
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port and listening (connections wait in its backlog until the app serves), or
+    a one-line ClickException when the address is taken or not allowed. uvicorn serves on it."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:  # gaierror: a host name that does not resolve
+        raise click.ClickException(explain.port_in_use(host, port, exc)) from exc
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: no wait after a restart
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(explain.port_in_use(host, port, exc)) from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 @main.group("db")

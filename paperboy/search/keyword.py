@@ -46,6 +46,7 @@ from typing import Any
 import tantivy
 
 from paperboy.errors import IndexUnusable, PaperboyError
+from paperboy.search import writer_pid
 
 SCHEMA_VERSION = 3
 SIDECAR = "paperboy-keyword.json"
@@ -230,13 +231,15 @@ class KeywordIndex:
             if self._writer is not None:
                 self._writer.rollback()
                 self._writer = None
+                writer_pid.release(self.path)
 
     def _writer_locked(self) -> tantivy.IndexWriter:
         if self._writer is None:
             try:
                 self._writer = self._index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
-            except ValueError as exc:  # LockBusy: another process writes to this index
-                raise PaperboyError(f"keyword index at {self.path} cannot be written: {exc}") from exc
+            except ValueError as exc:  # LockBusy: another process writes to this index; say which
+                raise PaperboyError(writer_pid.busy_message("keyword", self.path, exc)) from exc
+            writer_pid.claim(self.path)  # `<index>.writer.pid`: who holds the lock, for the next one
         return self._writer
 
     def _document(self, d: KeywordDoc) -> tantivy.Document:

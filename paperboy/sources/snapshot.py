@@ -14,7 +14,7 @@ from typing import Any
 
 from paperboy.errors import SourceError
 from paperboy.models import Page, Paper, Record, parse_arxiv_id
-from paperboy.sources.files import UNREADABLE, open_text
+from paperboy.sources.files import UNREADABLE, count_lines, open_text
 from paperboy.sources.text import (
     clean_abstract,
     clean_title,
@@ -88,7 +88,9 @@ def parse_line(raw: Any, where: str) -> Paper:
 
 
 def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -> Iterator[Page]:
-    """Pages of Records; the cursor `{"line": n}` says n lines are stored."""
+    """Pages of Records; the cursor `{"line": n}` says n lines are stored, `total` how many the file has
+    (counted first, for the progress bar's share done and time left)."""
+    total = count_lines(path)
     batch = []
     n = 0
     done = skip_lines  # the line the last cursor handed out (or the resume point) covers
@@ -105,7 +107,7 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
                     raise SourceError(f"{path}:{n}: not JSON ({exc.msg}); the file may be truncated") from exc
                 batch.append(Record(parse_line(raw, f"{path}:{n}")))
                 if len(batch) >= page_size:
-                    yield Page(batch, {"line": n})
+                    yield Page(batch, {"line": n}, total)
                     batch = []
                     done = n
         except UNREADABLE as exc:
@@ -113,4 +115,4 @@ def read_snapshot(path: Path, skip_lines: int = 0, page_size: int = PAGE_SIZE) -
                 f"{path}: unreadable after line {n} ({exc}); the file may be truncated"
             ) from exc
     if batch or n > done:  # no empty trailing page when the file ends on a page boundary
-        yield Page(batch, {"line": n})
+        yield Page(batch, {"line": n}, total)
