@@ -32,6 +32,7 @@ def test_the_md_address_and_the_accept_header_answer_the_same_markdown(sqlite_en
     assert "accept" in negotiated.headers["vary"].lower()
     html = c.get(f"/papers/{A}", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert html.headers["content-type"].startswith("text/html") and "accept" in html.headers["vary"].lower()
+    assert f'<link rel="alternate" type="text/markdown" href="/papers/{A}.md">' in html.text
     assert c.get(f"/papers/{A}v3.md", follow_redirects=False).headers["location"] == f"/papers/{A}.md"
     assert c.get("/papers/2501.99999.md").status_code == 404
     assert c.head(f"/papers/{A}.md").status_code == 200
