@@ -94,7 +94,9 @@ class Featuring:
     upvotes: int = 0
     num_comments: int = 0
     thumbnail: str | None = None
-    organization: str | None = None
+    organization: str | None = None  # the organization's full name as shown ("Google")
+    organization_name: str | None = None  # its slug upstream ("google"): Hugging Face's `organization.name`
+    discussion_id: str | None = None  # Hugging Face's `paper.discussionId` (its comment thread's id)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def test_daily_item_has_hugging_faces_shape(client: TestClient) -> None:
     assert item["thumbnail"] == f"https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{A}.png"
     assert item["numComments"] == 3
     assert item["isAuthorParticipating"] is False
-    assert item["organization"] == {"name": "Acme AI", "fullname": "Acme AI"}
+    assert item["organization"] == {"name": "acme", "fullname": "Acme AI"}  # upstream's slug and full name
+    assert item["paper"]["discussionId"] == "7ad45e34df1061992960f67f"
     assert item["submittedBy"]["name"] == "akhaliq"
     assert item["submittedBy"]["user"] == "akhaliq"
     assert item["submittedBy"]["fullname"] == "AK"
@@ -83,7 +84,7 @@ def test_daily_item_has_hugging_faces_shape(client: TestClient) -> None:
     assert paper["githubRepo"] == "https://github.com/acme/sparse"
     assert paper["githubStars"] == 1200
     assert paper["projectPage"] == "https://acme.example/sparse"
-    assert paper["organization"] == {"name": "Acme AI", "fullname": "Acme AI"}
+    assert paper["organization"] == {"name": "acme", "fullname": "Acme AI"}
 
 
 def test_unknown_values_are_left_out_not_null(client: TestClient) -> None:

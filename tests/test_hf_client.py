@@ -161,6 +161,15 @@ def test_a_real_day_round_trips_through_the_client(
             assert ours.comments == theirs.comments
             assert ours.published_at == theirs.published_at
             assert ours.submitted_by.fullname == theirs.submitted_by.fullname
+            assert ours.discussion_id == theirs.discussion_id
+            if theirs.organization is None:
+                assert ours.organization is None
+            else:  # upstream's slug and full name ("google", "Google"), not the full name twice
+                assert ours.organization is not None
+                assert (ours.organization.name, ours.organization.fullname) == (
+                    theirs.organization.name,
+                    theirs.organization.fullname,
+                )
             assert ours.submitted_at is not None and ours.submitted_at.date() == date(2026, 8, 12)
         first = original[0]
         info = api.paper_info(first.id)
@@ -169,3 +178,51 @@ def test_a_real_day_round_trips_through_the_client(
         assert info.ai_summary == raw["ai_summary"] and info.ai_keywords == raw["ai_keywords"]
         assert info.github_repo == raw.get("githubRepo")
         assert next(p.id for p in api.list_papers(query=first.id, token=False)) == first.id
+
+
+def test_organization_keeps_slug_and_full_name_and_discussion_id_is_kept(api: HfApi) -> None:
+    paper = api.paper_info(A)
+    assert paper.organization is not None
+    assert (paper.organization.name, paper.organization.fullname) == ("acme", "Acme AI")  # as upstream
+    assert paper.discussion_id == "7ad45e34df1061992960f67f"
+    listed = next(p for p in api.list_daily_papers(date="2026-08-03", token=False) if p.id == A)
+    assert listed.organization is not None and listed.organization.name == "acme"
+    assert listed.discussion_id == "7ad45e34df1061992960f67f"
+
+
+def test_read_paper_returns_the_paper_page_as_markdown(api: HfApi) -> None:
+    text = api.read_paper(A)  # GET /papers/{id}.md, as on huggingface.co
+    assert text.startswith("# Sparse Attention Is All You Need Again\n")
+    assert "**Authors:** Ada Lovelace, Alan Turing, Grace Hopper" in text
+    assert "## Abstract\n\nWe revisit sparse attention for long documents and show it scales.\n" in text
+    assert "Sparse attention scales to long documents." in text  # the AI summary
+    assert "<https://github.com/acme/sparse>" in text and f"<https://arxiv.org/pdf/{A}>" in text
+    assert api.read_paper("hep-th/9901001").startswith("# An Old-Style Identifier Paper\n")
+    with pytest.raises(HfHubHTTPError) as info:
+        api.read_paper("2608.99999")
+    assert info.value.response.status_code == 404
+
+
+def test_the_hf_cli_reads_a_paper_from_the_hub(sqlite_engine: Engine, online: None, tmp_path: Path) -> None:
+    """`hf papers read ID` — huggingface_hub's own command line, in its own process — against the hub."""
+    import os
+    import subprocess
+    import sys
+
+    load_small_hub(sqlite_engine)
+    hf = Path(sys.executable).with_name("hf")
+    if not hf.is_file():
+        pytest.skip("huggingface_hub's `hf` command is not installed")
+    for url in serve(sqlite_engine, NOW):
+        env = {**os.environ, "HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env["HF_HOME"] = str(tmp_path / "hf")
+        env.pop("HF_TOKEN", None)
+        done = subprocess.run(
+            [str(hf), "papers", "read", A], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("# Sparse Attention Is All You Need Again")
+        missing = subprocess.run(
+            [str(hf), "papers", "read", "2608.99999"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert missing.returncode != 0 and "not found" in (missing.stderr + missing.stdout)

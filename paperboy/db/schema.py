@@ -91,7 +91,9 @@ featurings = sa.Table(
     sa.Column("upvotes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("num_comments", sa.Integer, nullable=False, server_default="0"),
     sa.Column("thumbnail", sa.Text, nullable=True),
-    sa.Column("organization", sa.String(200), nullable=True),
+    sa.Column("organization", sa.String(200), nullable=True),  # full name ("Google")
+    sa.Column("organization_name", sa.String(200), nullable=True),  # slug ("google"); migration 0010
+    sa.Column("discussion_id", sa.String(64), nullable=True),  # Hugging Face's discussionId; migration 0010
     sa.UniqueConstraint("arxiv_id", "day", name="uq_featurings_arxiv_id_day"),
 )
 sa.Index("ix_featurings_day", featurings.c.day)

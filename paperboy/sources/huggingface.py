@@ -51,10 +51,20 @@ def _submitter(value: Any) -> Submitter | None:
     return Submitter(str(name), value.get("fullname"), value.get("avatarUrl"))
 
 
-def _org_name(*candidates: Any) -> str | None:
+def _organization(*candidates: Any) -> tuple[str | None, str | None]:
+    """(full name, slug) of the first organization object given: `{"name": "google", "fullname": "Google"}`
+    is ("Google", "google"); either falls back on the other."""
     for c in candidates:
         if isinstance(c, dict) and (c.get("fullname") or c.get("name")):
-            return str(c.get("fullname") or c.get("name"))
+            slug = str(c["name"])[:200] if c.get("name") else None
+            return str(c.get("fullname") or c.get("name"))[:200], slug
+    return None, None
+
+
+def _discussion_id(value: Any) -> str | None:
+    """Hugging Face's `discussionId` (24 hex digits); anything else is dropped."""
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isalnum():
+        return value
     return None
 
 
@@ -97,6 +107,7 @@ def parse_item(raw: Any, day: date | None = None, where: str = "item") -> Record
     )
     featuring = None
     if feature_day is not None:
+        org_fullname, org_name = _organization(item.get("organization"), paper.get("organization"))
         featuring = Featuring(
             arxiv_id=arxiv_id,
             day=feature_day,
@@ -106,7 +117,9 @@ def parse_item(raw: Any, day: date | None = None, where: str = "item") -> Record
             upvotes=_int(paper.get("upvotes")),
             num_comments=_int(item.get("numComments")),
             thumbnail=item.get("thumbnail") or None,
-            organization=_org_name(item.get("organization"), paper.get("organization")),
+            organization=org_fullname,
+            organization_name=org_name,
+            discussion_id=_discussion_id(paper.get("discussionId")),
         )
     return Record(p, featuring)
 

@@ -95,6 +95,8 @@ def _featuring_to_row(f: Featuring) -> dict[str, Any]:
         "num_comments": f.num_comments,
         "thumbnail": f.thumbnail,
         "organization": f.organization,
+        "organization_name": f.organization_name,
+        "discussion_id": f.discussion_id,
     }
 
 
@@ -110,6 +112,8 @@ def _row_to_featuring(row: RowMapping) -> Featuring:
         num_comments=row["num_comments"],
         thumbnail=row["thumbnail"],
         organization=row["organization"],
+        organization_name=row["organization_name"],
+        discussion_id=row["discussion_id"],
     )
 
 

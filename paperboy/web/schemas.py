@@ -57,8 +57,10 @@ class User(_Hf):
 
 
 class Organization(_Hf):
-    name: str
-    fullname: str
+    """The organization a paper was submitted for, as Hugging Face names it."""
+
+    name: str = Field(description="Its slug on Hugging Face (`google`).")
+    fullname: str = Field(description="Its display name (`Google`).")
 
 
 class PaperModel(_Hf):
@@ -76,6 +78,11 @@ class PaperModel(_Hf):
     submitted_on_daily_by: User | None = Field(default=None, alias="submittedOnDailyBy")
     summary: str = Field(description="The abstract.")
     upvotes: int = Field(description="Upvotes on the daily list: those imported from upstream plus ours.")
+    discussion_id: str | None = Field(
+        default=None,
+        alias="discussionId",
+        description="Hugging Face's id of the paper's discussion, when it came from Hugging Face's lists.",
+    )
     local_upvotes: int = Field(
         default=0,
         alias="localUpvotes",
@@ -145,7 +152,7 @@ def _user(s: Submitter | None) -> User | None:
 def _organization(f: Featuring | None) -> Organization | None:
     if f is None or not f.organization:
         return None
-    return Organization(name=f.organization, fullname=f.organization)
+    return Organization(name=f.organization_name or f.organization, fullname=f.organization)
 
 
 def paper_model(item: StoredPaper) -> PaperModel:
@@ -160,6 +167,7 @@ def paper_model(item: StoredPaper) -> PaperModel:
         submittedOnDailyBy=_user(f.submitter) if f is not None else None,
         summary=p.abstract,
         upvotes=item.upvotes,
+        discussionId=f.discussion_id if f is not None else None,
         localUpvotes=item.local_upvotes,
         ai_summary=p.ai_summary,
         ai_keywords=list(p.ai_keywords) if p.ai_keywords is not None else None,
