@@ -50,6 +50,18 @@ def featured_at(item: StoredPaper) -> datetime:
     return _listed_at(f.day, f.submitted_at)
 
 
+def top_order_key(upvotes: int, listed_at: datetime, arxiv_id: str) -> tuple[int, datetime, str]:
+    """The list pages' default order ("Top", as on huggingface.co/papers), highest key first: most upvoted,
+    ties to the latest listed, then the higher id. The "#1 Paper of the day" badge uses the same key, so the
+    badge goes to the paper a period's page shows first."""
+    return (upvotes, listed_at, arxiv_id)
+
+
+def listed_at(day: date, submitted_at: datetime | None) -> datetime:
+    """When a featuring entered the list: its time, else its day's start (UTC)."""
+    return _listed_at(day, submitted_at)
+
+
 def paper_signals(item: StoredPaper) -> Signals:
     """A stored paper's trending signals: upvotes and comments (upstream + members), stars, when listed."""
     return Signals(item.upvotes, item.num_comments, item.paper.github_stars or 0, featured_at(item))

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -259,10 +259,19 @@ def search_snippet(text: str | None, terms: Sequence[str] = (), length: int = 32
     return Markup("").join(["…" if start > 0 else "", body, "…" if end < len(text) else ""])
 
 
-def short_authors(authors: Sequence[str], terms: Sequence[str] = (), shown: int = 3) -> Markup:
+def author_path(name: str) -> str:
+    """An author's page: `/authors/` and the name (spaces collapsed), every reserved character escaped
+    (a `/`, `?`, `#`, quote or non-ASCII letter in a name stays part of it)."""
+    return "/authors/" + quote(" ".join(name.split()), safe="")
+
+
+def short_authors(
+    authors: Sequence[str], terms: Sequence[str] | None = (), shown: int = 3, linked: bool = False
+) -> Markup:
     """The first `shown` authors, escaped, the query's words marked; an author further down the list whose
-    name matches is added after "…" (a search by name shows that name); "et al." when more remain."""
-    pattern = _terms_pattern(terms)
+    name matches is added after "…" (a search by name shows that name); "et al." when more remain.
+    `linked`: each name links to its author page."""
+    pattern = _terms_pattern(terms or ())
     names = list(authors)
     picked = list(range(min(shown, len(names))))
     if pattern is not None and not any(pattern.search(names[i]) for i in picked):
@@ -275,7 +284,8 @@ def short_authors(authors: Sequence[str], terms: Sequence[str] = (), shown: int 
             parts.append(Markup(", …, "))
         elif n:
             parts.append(Markup(", "))
-        parts.append(_marked(names[i], pattern))
+        name = _marked(names[i], pattern)
+        parts.append(Markup('<a href="%s">%s</a>') % (author_path(names[i]), name) if linked else name)
     if picked and picked[-1] < len(names) - 1:
         parts.append(Markup(" et al."))
     return Markup("").join(parts)
@@ -324,6 +334,7 @@ def make_environment() -> Environment:
         highlight=highlight,
         search_snippet=search_snippet,
         short_authors=short_authors,
+        author_path=author_path,
         time_ago=time_ago,
         markdown=markdown,
     )

@@ -44,6 +44,7 @@ def test_every_page_and_feed_route_is_in_api_md() -> None:
         "{week}": "YYYY-Www",
         "{month}": "YYYY-MM",
         "{arxiv_id:path}": "{id}",
+        "{name:path}": "{name}",
     }
     paths = [getattr(route, "path", "") for route in all_routes(app)]
     assert "/papers/trending" in paths and "/login" in paths, paths

@@ -130,7 +130,9 @@ def test_results_show_title_snippet_authors_date_upvotes_and_comments(client: Te
     card = cards(page)[A]
     assert "<mark>Sparse</mark> <mark>Attention</mark> in $O(n \\log n)$ Time" in card
     assert "We show that <mark>attention</mark> runs in $O(n \\log n)$ time" in abstract_of(card)
-    assert '<span class="authors-short">Ada Lovelace, Alan Turing, Grace Hopper et al.</span>' in card
+    shown = '<span class="authors-short">Ada Lovelace, Alan Turing, Grace Hopper et al.</span>'
+    assert shown in _unlinked(card)
+    assert '<a href="/authors/Ada%20Lovelace">Ada Lovelace</a>' in card  # names link to author pages
     assert "7 authors" in card
     assert '<time datetime="2025-03-01">Mar 1</time>' in card  # the arXiv date, as the seed shows it
     assert '<span class="count">42</span>' in card
@@ -170,15 +172,21 @@ def test_the_snippet_shows_the_abstract_around_the_first_match(client: TestClien
     assert near == "<mark>Airships</mark> of words."
 
 
+def _unlinked(card: str) -> str:
+    """A card without its author links (each name is an <a> to /authors/NAME)."""
+    return re.sub(r"</?a\b[^>]*>", "", card)
+
+
 def test_an_author_found_far_down_the_list_is_shown(client: TestClient) -> None:
     card = cards(search(client, "jaray"))[Z_CL]
     assert (
         '"authors-short">Hugo Eckener, Ferdinand von Zeppelin, Ludwig Dürr, …, Paul <mark>Jaray</mark></span>'
-        in card
+        in _unlinked(card)
     )
+    assert '<a href="/authors/Paul%20Jaray">Paul <mark>Jaray</mark></a>' in card
     assert "5 authors" in card
     card = cards(search(client, "dornier"))[Z_CL]
-    assert "Ludwig Dürr, Claude <mark>Dornier</mark> et al.</span>" in card
+    assert "Ludwig Dürr, Claude <mark>Dornier</mark> et al.</span>" in _unlinked(card)
 
 
 def test_non_latin_scripts_are_found_and_marked(client: TestClient) -> None:

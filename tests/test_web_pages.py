@@ -267,8 +267,8 @@ def test_search_by_arxiv_id_finds_the_paper(client: TestClient) -> None:
 def test_paper_page_shows_everything_we_know(client: TestClient) -> None:
     page = ok(client.get(f"/papers/{A}"))
     assert '<h1 id="paper-title" class="math">Sparse Attention in $O(n \\log n)$ Time</h1>' in page
-    for name in A_AUTHORS:
-        assert f"<li>{name}</li>" in page
+    for name in A_AUTHORS:  # each links to its author page (tests/test_authors.py)
+        assert f'title="Papers by {name}">{name}</a></li>' in page
     assert "$O(n \\log n)$" in page and "\\(n^2\\)" in page  # left for KaTeX to typeset
     assert "/static/vendor/katex-0.19.1/katex.min.js" in page
     assert "/static/vendor/katex-0.19.1/contrib/auto-render.min.js" in page
@@ -307,7 +307,7 @@ def test_paper_page_never_links_to_non_http_urls(client: TestClient) -> None:
     page = ok(client.get(f"/papers/{B}"))
     assert "javascript:" not in page
     assert "1 author" not in page  # the paper page lists names, not a count
-    assert "<li>Solo Author</li>" in page
+    assert 'title="Papers by Solo Author">Solo Author</a></li>' in page
 
 
 def test_old_style_id_and_withdrawn_banner(client: TestClient) -> None:

@@ -99,6 +99,26 @@ featurings = sa.Table(
 sa.Index("ix_featurings_day", featurings.c.day)
 sa.Index("ix_featurings_submitter_name", featurings.c.submitter_name)
 
+# Migration 0009: one row per (paper, author), written with the paper (store/authors.py), so that an author's
+# papers are an index range, newest first (`/authors/{name}`), never a scan of every paper's JSON list.
+paper_authors = sa.Table(
+    "paper_authors",
+    metadata,
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),  # 0 = first author
+    sa.Column("name", sa.Text, nullable=False),  # as the paper spells it
+    sa.Column("name_key", sa.String(300), nullable=False),  # spaces collapsed, case-folded (author_key)
+    sa.Column("paper_date", UTCDateTime(), nullable=False),  # the paper's arXiv date (else first seen)
+)
+sa.Index(
+    "ix_paper_authors_name_key",
+    paper_authors.c.name_key,
+    paper_authors.c.paper_date,
+    paper_authors.c.arxiv_id,
+)
+
 ingest_cursors = sa.Table(
     "ingest_cursors",
     metadata,

@@ -16,6 +16,7 @@ from paperboy.db import dialect
 from paperboy.db.schema import comments, featurings, paper_deletions, papers, unfeatured, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts, in_category
+from paperboy.store.authors import sync_authors
 from paperboy.store.merge import merge_featuring, merge_paper
 
 _PAPER_FIELDS = (
@@ -143,6 +144,7 @@ def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -
         incoming[r.paper.arxiv_id] = merge_paper(incoming.get(r.paper.arxiv_id), r.paper)
     seq = dialect.next_change_seq(conn, papers.c.change_seq, also=(paper_deletions.c.change_seq,))
     inserted = updated = unchanged = 0
+    authors_changed: list[str] = []  # new papers, and papers whose authors or arXiv date changed
     todo = list(incoming)
     for _attempt in range(2):  # the second pass merges into rows a concurrent writer inserted meanwhile
         stored = _stored_papers(conn, todo)
@@ -157,6 +159,8 @@ def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -
                 changed = paper_to_row(merged)
                 changed["b_arxiv_id"] = changed.pop("arxiv_id")
                 updates.append({**changed, "changed_at": now})
+                if merged.authors != old.authors or merged.published_at != old.published_at:
+                    authors_changed.append(arxiv_id)
             else:
                 unchanged += 1
         if updates:
@@ -168,9 +172,11 @@ def upsert_records(conn: Connection, records: Sequence[Record], now: datetime) -
             break
         new_ids = _insert_new(conn, inserts, seq)
         inserted += len(new_ids)
+        authors_changed += sorted(new_ids)
         todo = [row["arxiv_id"] for row in inserts if row["arxiv_id"] not in new_ids]
         if not todo:
             break
+    sync_authors(conn, authors_changed)
     featured = _upsert_featurings(conn, [r.featuring for r in records if r.featuring is not None])
     return UpsertCounts(inserted, updated, unchanged, featured)
 

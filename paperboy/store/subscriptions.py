@@ -179,6 +179,19 @@ def update_preferences(
     )
 
 
+def followed_authors(conn: Connection, subscription_id: int) -> tuple[str, ...]:
+    """The authors a subscription follows, its row locked until the transaction ends (PostgreSQL; SQLite's
+    write lock does that): a follow and an edit of the preferences at once take turns, neither is lost."""
+    stmt = sa.select(subscriptions.c.authors).where(subscriptions.c.id == subscription_id).with_for_update()
+    return _strings(conn.execute(stmt).scalar_one_or_none())
+
+
+def set_authors(conn: Connection, subscription_id: int, authors: Sequence[str]) -> None:
+    conn.execute(
+        sa.update(subscriptions).where(subscriptions.c.id == subscription_id).values(authors=list(authors))
+    )
+
+
 def bump_token_version(conn: Connection, subscription_id: int) -> int:
     """Revoke every link made so far for this subscription; the new version."""
     return conn.execute(

@@ -16,7 +16,7 @@ from paperboy.errors import InvalidInput
 from paperboy.models import parse_arxiv_id
 from paperboy.periods import Period, day_period, parse_day, parse_month, parse_week
 from paperboy.search.query import MAX_PAGE
-from paperboy.web import deps, listings, schemas
+from paperboy.web import badges, deps, listings, schemas
 from paperboy.web.deps import Site
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def list_papers(
 @router.get(
     "/papers/{paper_id:path}",
     tags=[HF],
-    response_model=schemas.PaperModel,
+    response_model=badges.PaperWithBadges,
     response_model_exclude_none=True,
     responses=NOT_FOUND,
     summary="One paper",
@@ -225,11 +225,12 @@ def paper(
     ],
 ) -> Any:
     """A paper in Hugging Face's paper shape (`id`, `authors`, `publishedAt`, `title`, `summary`, `upvotes`,
-    `ai_summary`, … at the top level). A version suffix (`v2`) is ignored: the hub keeps the newest one."""
+    `ai_summary`, … at the top level). A version suffix (`v2`) is ignored: the hub keeps the newest one.
+    Ours: `badges`, the "#1 Paper of the day / week / month" the paper page shows (absent when none)."""
     parsed = parse_arxiv_id(paper_id)
     if parsed is None:
         raise InvalidInput(f"id {paper_id!r} is not an arXiv id (e.g. 2512.09363 or hep-th/9901001)")
-    return schemas.paper_model(listings.paper(conn, parsed[0]))
+    return badges.paper_with_badges(conn, listings.paper(conn, parsed[0]))
 
 
 @router.get(

@@ -38,6 +38,7 @@ from paperboy.web import (
     account,
     admin,
     api,
+    authors,
     caching,
     claims,
     comments,
@@ -240,6 +241,9 @@ def create_app(
     app.include_router(submit.api_router)
     app.include_router(submit.router)
     app.include_router(claims.router)
+    app.include_router(authors.api_router)
+    app.include_router(authors.write_router)
+    app.include_router(authors.router)
     app.include_router(profiles.api_router)
     app.include_router(profiles.router)
     app.include_router(votes.api_router)

@@ -21,7 +21,7 @@ from paperboy import accounts
 from paperboy.errors import Forbidden, Unauthorized
 from paperboy.models import StoredPaper, User
 from paperboy.store import votes as store_votes
-from paperboy.web import security
+from paperboy.web import badges, security
 from paperboy.web.security import Limiter
 
 if TYPE_CHECKING:
@@ -126,15 +126,20 @@ class Pages:
         self.here = here
         self._conn = conn
 
-    def _voted(self, context: dict[str, Any]) -> set[str]:
-        if self.viewer.user is None:
-            return set()
-        shown: list[StoredPaper] = []
+    @staticmethod
+    def _shown(context: dict[str, Any]) -> list[StoredPaper]:
+        shown: dict[str, StoredPaper] = {}
         for value in context.values():
             if isinstance(value, StoredPaper):
-                shown.append(value)
+                shown.setdefault(value.paper.arxiv_id, value)
             elif isinstance(value, list) and value and isinstance(value[0], StoredPaper):
-                shown.extend(value)
+                for item in value:
+                    shown.setdefault(item.paper.arxiv_id, item)
+        return list(shown.values())
+
+    def _voted(self, shown: list[StoredPaper]) -> set[str]:
+        if self.viewer.user is None:
+            return set()
         ids = [i.paper.arxiv_id for i in shown]
         if not ids:
             return set()
@@ -142,7 +147,10 @@ class Pages:
 
     def render(self, name: str, **context: Any) -> str:
         context.setdefault("here", self.here)
-        context.setdefault("voted", self._voted(context))
+        shown = self._shown(context)
+        context.setdefault("voted", self._voted(shown))
+        # "#1 Paper of the day / week / month" on every card and paper page (web/badges.py)
+        context.setdefault("top_badges", badges.badges_for(self._conn, shown))
         return self.env.get_template(name).render(viewer=self.viewer, **context)
 
 

@@ -13,7 +13,7 @@ from paperboy.categories import check_categories
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import Period, day_period
-from paperboy.ranking import featured_at, rank_trending
+from paperboy.ranking import featured_at, rank_trending, top_order_key
 from paperboy.ranking import paper_signals as signals
 from paperboy.search.query import (
     CANDIDATES,
@@ -40,7 +40,9 @@ def sort_items(items: list[StoredPaper], sort: Sort, now: datetime) -> list[Stor
     if sort == "publishedAt":
         return sorted(items, key=lambda i: (featured_at(i), i.paper.arxiv_id), reverse=True)
     # upvotes: most voted first, as on huggingface.co/papers; ties by newest featuring
-    return sorted(items, key=lambda i: (i.upvotes, featured_at(i), i.paper.arxiv_id), reverse=True)
+    return sorted(
+        items, key=lambda i: top_order_key(i.upvotes, featured_at(i), i.paper.arxiv_id), reverse=True
+    )
 
 
 def parse_sort(value: str | None, default: Sort = "upvotes") -> Sort:
