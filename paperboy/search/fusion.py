@@ -8,7 +8,8 @@ score-normalising alternative that `bench/relevance.py --variants` measures agai
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 # Weighted RRF, measured best across both collections of bench/relevance.py (docs/search.md, `## Relevance`):
@@ -53,6 +54,72 @@ def rrf(
             scores[doc] = scores.get(doc, 0.0) + w / (k + rank)
             best[doc] = min(best.get(doc, rank), rank)
     return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+def hybrid_fuse(
+    keyword: Sequence[str],
+    vector: Sequence[str],
+    has_vector: Callable[[str], bool] | None = None,
+    k: int = HYBRID_K,
+    weights: tuple[float, float] = (KEYWORD_WEIGHT, VECTOR_WEIGHT),
+) -> list[tuple[str, float]]:
+    """Weighted RRF of a keyword list and a vector list (best first), fair to papers still without a vector.
+
+    A keyword hit for which `has_vector` is false (its vector is pending) could not be in the vector list,
+    so its absence there says nothing against it: it is scored by its keyword rank alone at the weight of
+    both lists, (w_keyword + w_vector) / (k + rank), as if meaning had ranked it where keywords did. A paper
+    that has a vector and is missing from the vector list gets no share of the vector weight: there, absence
+    is evidence. Measured in bench/relevance.py (`--missing`): with half the vectors missing, plain RRF fell
+    below keyword-only search on both collections; this stays above it (docs/search.md, `## Relevance`).
+    """
+    wk, wv = weights
+    fused = rrf([list(keyword), list(vector)], k=k, weights=[wk, wv])
+    if has_vector is None:
+        return fused
+    scores = dict(fused)
+    first: dict[str, int] = {}
+    for rank, doc in enumerate(keyword, 1):
+        first.setdefault(doc, rank)
+    in_vector = set(vector)
+    for doc, rank in first.items():
+        if doc not in in_vector and not has_vector(doc):
+            scores[doc] += wv / (k + rank)
+    best = {doc: rank for doc, rank in first.items()}
+    for rank, doc in enumerate(vector, 1):
+        best[doc] = min(best.get(doc, rank), rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+# A paper found by meaning alone (it holds none of the query's words) is kept as "related by meaning" only
+# this close to the query (cosine similarity of all-MiniLM-L6-v2 vectors). Measured on the 74,728 real
+# abstracts (docs/search.md, "Honest counts"): random letter strings reach 0.29 (median) and 0.41 (max of
+# 60) with their nearest paper; typed topics 0.54 (median), their meaning-only neighbours 0.33 (median), 0.44
+# (p90).
+RELATED_MIN_SIMILARITY = 0.4
+
+
+@dataclass(frozen=True)
+class Fused:
+    ranking: list[tuple[str, float]]  # best first
+    related: frozenset[str]  # ids in `ranking` found by meaning alone
+
+
+def fuse_search(
+    keyword: Sequence[str],
+    vector: Sequence[tuple[str, float]],
+    worded: Collection[str] = (),
+    has_vector: Callable[[str], bool] | None = None,
+    min_similarity: float = RELATED_MIN_SIMILARITY,
+) -> Fused:
+    """What hybrid search ranks: `hybrid_fuse` of the keyword ids and the vector hits (id, cosine), less
+    the hits found by meaning alone (in neither `keyword` nor `worded`, the ids known to hold a query word)
+    that are less similar than `min_similarity`: every query has nearest neighbours, gibberish too."""
+    in_keyword = set(keyword)
+    outside = [(i, s) for i, s in vector if i not in in_keyword and i not in worded]
+    related = frozenset(i for i, s in outside if s >= min_similarity)
+    dropped = {i for i, _ in outside} - related
+    ranking = hybrid_fuse(keyword, [i for i, _ in vector], has_vector)
+    return Fused([(i, s) for i, s in ranking if i not in dropped], related)
 
 
 def hybrid_weights(modes: Sequence[str]) -> list[float]:

@@ -131,22 +131,22 @@ def embed_pending(
 ) -> int:
     """Embed papers whose vector is missing or stale, store the vectors, add them to the index.
 
-    A paper whose text did not change (only its upvotes or stars did) keeps its vector. Returns how many
-    papers were embedded. The index is saved every `save_every` batches and at the end.
+    Newest first (`embeddings.pending`): the newest daily list, then by arXiv date, so today's papers are
+    the first to be found by meaning and to get "Similar papers". A paper whose text did not change (only
+    its upvotes or stars did) keeps its vector. Returns how many papers were embedded. The index is saved
+    every `save_every` batches and at the end.
     """
     with engine.connect() as conn:
         total = embedding_store.count_pending(conn, embedder.model)
     if limit is not None:
         total = min(total, limit)
     done = 0
-    after = ""
     batches = 0
     while done < total and not should_stop():
-        with engine.connect() as conn:
-            todo = embedding_store.pending(conn, embedder.model, min(batch, total - done), after)
+        with engine.connect() as conn:  # each batch leaves the pending list: the next query continues
+            todo = embedding_store.pending(conn, embedder.model, min(batch, total - done))
         if not todo:
             break
-        after = todo[-1].arxiv_id
         texts = {t.arxiv_id: document_text(t.title, t.abstract) for t in todo}
         hashes = {i: text_hash(t) for i, t in texts.items()}
         same = {t.arxiv_id: t.paper_seq for t in todo if t.stored_hash == hashes[t.arxiv_id]}

@@ -48,7 +48,7 @@ import tantivy
 from paperboy.errors import IndexUnusable, PaperboyError
 from paperboy.search import writer_pid
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: author_key (each author's whole name, for finding people by name)
 SIDECAR = "paperboy-keyword.json"
 MAX_QUERY_CHARS = 2000  # of user text looked at (a 10 kB paste is cut, not refused)
 MAX_TERMS = 64  # distinct terms per query
@@ -60,7 +60,14 @@ MAX_K = 1000  # results per search
 TITLE_BOOST = 0.5
 AUTHOR_BOOST = 1.0
 AUTHOR_PHRASE_BOOST = 4.0  # "Yann LeCun": the name as written, in one author entry, ranks first
+# People's names in a query (`find_names`): runs of 2 to 5 words that are some author's whole name; the first
+# MAX_NAME_SCAN words of a query are looked at, so finding names costs at most ~4 x 48 term lookups.
+MIN_NAME_WORDS = 2  # one word ("Chen", "Wang") is a surname shared by thousands: ordinary keyword search
+MAX_NAME_WORDS = 5
+MAX_NAME_SCAN = 48
+MAX_NAMES = 4  # names per query
 CJK_PHRASE_BOOST = 2.0
+AUTHOR_MATCH_SCORE = 1000.0  # per name a paper's authors hold, in `by_authors`: above any BM25 score
 WRITER_HEAP_BYTES = 64_000_000
 
 _TEXT = "pb_text"
@@ -89,6 +96,9 @@ def _schema() -> tantivy.Schema:
     sb.add_text_field("text", tokenizer_name=_TEXT, index_option="position")  # title + abstract
     sb.add_text_field("title", tokenizer_name=_TEXT, index_option="freq")
     sb.add_text_field("authors", tokenizer_name=_NAME, index_option="position")
+    # each author's whole name as one term (`name_key`): "Song Han" matches that author, never a paper with
+    # a "Li Song" and a "Han Wei"
+    sb.add_text_field("author_key", tokenizer_name="raw", index_option="basic")
     sb.add_text_field("categories", tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("published", indexed=True, fast=True)  # date.toordinal()
     sb.add_integer_field("key", fast=True)  # a new-style arXiv id as a number: read without the doc store
@@ -125,6 +135,14 @@ class KeywordDoc:
     authors: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     published: date | None = None
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """What `KeywordIndex.find_names` found in a query."""
+
+    names: tuple[str, ...]  # name keys (`KeywordIndex.name_key`), in query order
+    rest: str  # the query without the words of those names
 
 
 @dataclass(frozen=True)
@@ -250,6 +268,9 @@ class KeywordIndex:
         doc.add_text("title", title)
         for a in d.authors:
             doc.add_text("authors", _norm(a))
+            name = self.name_key(a)
+            if name:
+                doc.add_text("author_key", name)
         for c in sorted(_category_terms(d.categories)):
             doc.add_text("categories", c)
         if d.published is not None:
@@ -271,30 +292,138 @@ class KeywordIndex:
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Up to `k` (arxiv_id, BM25 score) pairs, best first; [] when the query has no searchable word."""
-        k = min(k, MAX_K)
-        if k <= 0:
-            return []
+        return self.search_counted(query, k, filters, count=False)[0]
+
+    def search_counted(
+        self, query: str, k: int, filters: Filters | None = None, count: bool = True
+    ) -> tuple[list[tuple[str, float]], int]:
+        """`search`, and how many papers match the query's words in all (0 when not `count`): papers that hold
+        at least one of its words (stop words aside) or its CJK characters, within the filters."""
         text_query = self._text_query(query)
         if text_query is None:
-            return []
-        if filters is not None and filters.active:
-            filter_query = self._filter_query(filters)
-            if filter_query is None:
-                return []
-            text_query = tantivy.Query.boolean_query(
-                [
-                    (tantivy.Occur.Must, text_query),
-                    (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_query, 0.0)),
-                ]
-            )
+            return [], 0
+        return self._run(self._filtered(text_query, filters), k, count)
+
+    def matching(self, query: str, ids: Sequence[str], filters: Filters | None = None) -> set[str]:
+        """Those of `ids` that match the query's words (what `search_counted` counts), within the filters."""
+        text_query = self._text_query(query)
+        wanted = list(dict.fromkeys(ids))[:MAX_K]
+        if text_query is None or not wanted:
+            return set()
+        only = tantivy.Query.term_set_query(self._schema, "arxiv_id", wanted)
+        both = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, text_query),
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(only, 0.0)),
+            ]
+        )
+        return {i for i, _ in self._run(self._filtered(both, filters), len(wanted), False)[0]}
+
+    # -- people ----------------------------------------------------------------------------------------
+
+    def name_key(self, name: str) -> str:
+        """An author's name as the index compares names: its words, lower-cased and folded to ASCII where
+        possible ("Bernhard Schölkopf" and "bernhard scholkopf" are one key)."""
+        return " ".join(self._name.analyze(_norm(name)))
+
+    def find_names(self, query: str) -> NameMatch:
+        """Authors' whole names written in `query` (case and accents aside), and the query without them.
+
+        Greedy from the left, the longest run first: "Yann LeCun self-supervised" finds "yann lecun" and
+        leaves "self-supervised". Only runs of MIN_NAME_WORDS to MAX_NAME_WORDS words that are exactly some
+        author's name count, so "Song Han" is found as that person and never as a "Song" beside a "Han".
+        Bounded: the first MAX_NAME_SCAN words, MAX_NAMES names."""
+        chunks = _norm(query[:MAX_QUERY_CHARS]).split()
+        tokens: list[tuple[str, int]] = []  # (name token, index of the chunk it came from)
+        for n, chunk in enumerate(chunks[:MAX_NAME_SCAN]):
+            tokens.extend((t, n) for t in self._name.analyze(chunk))
+            if len(tokens) >= MAX_NAME_SCAN:
+                break
+        tokens = tokens[:MAX_NAME_SCAN]
+        if len(tokens) < MIN_NAME_WORDS:
+            return NameMatch((), query)
+        searcher = self._index.searcher()
+        names: list[str] = []
+        used: set[int] = set()
+        i = 0
+        while i < len(tokens) and len(names) < MAX_NAMES:
+            for size in range(min(MAX_NAME_WORDS, len(tokens) - i), MIN_NAME_WORDS - 1, -1):
+                key = " ".join(t for t, _ in tokens[i : i + size])
+                if searcher.doc_freq("author_key", key) > 0:
+                    if key not in names:
+                        names.append(key)
+                    used.update(c for _, c in tokens[i : i + size])
+                    i += size
+                    break
+            else:
+                i += 1
+        if not names:
+            return NameMatch((), query)
+        rest = " ".join(c for n, c in enumerate(chunks) if n not in used)
+        return NameMatch(tuple(names), rest)
+
+    def by_authors(
+        self, names: Sequence[str], rest: str, k: int, filters: Filters | None = None
+    ) -> tuple[list[tuple[str, float]], int]:
+        """Papers by any of `names` (keys from `find_names`) and how many there are: papers by more of them
+        first, then by how well they match `rest` (BM25), then newest first."""
+        keys = [n for n in dict.fromkeys(names) if n][:MAX_NAMES]
+        if not keys:
+            return [], 0
+        people = tantivy.Query.boolean_query(
+            [
+                (
+                    tantivy.Occur.Should,
+                    tantivy.Query.const_score_query(self._term("author_key", key), AUTHOR_MATCH_SCORE),
+                )
+                for key in keys
+            ]
+        )
+        words = self._text_query(rest) if rest.strip() else None
+        query = (
+            people
+            if words is None
+            else tantivy.Query.boolean_query([(tantivy.Occur.Must, people), (tantivy.Occur.Should, words)])
+        )
+        return self._run(self._filtered(query, filters), k, True, newest_first=True)
+
+    # -- running queries -------------------------------------------------------------------------------
+
+    def _filtered(self, query: tantivy.Query, filters: Filters | None) -> tantivy.Query | None:
+        if filters is None or not filters.active:
+            return query
+        filter_query = self._filter_query(filters)
+        if filter_query is None:
+            return None
+        return tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, query),
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_query, 0.0)),
+            ]
+        )
+
+    def _run(
+        self, query: tantivy.Query | None, k: int, count: bool, newest_first: bool = False
+    ) -> tuple[list[tuple[str, float]], int]:
+        """The best `k` hits of `query` (score ties newest first with `newest_first`), and the match count."""
+        k = min(k, MAX_K)
+        if query is None or k <= 0:
+            return [], 0
         try:
             searcher = self._index.searcher()
-            hits = searcher.search(text_query, k, count=False).hits
-            keys = searcher.fast_field_values("key", [addr for _, addr in hits]) if hits else []
-            return [
+            found = searcher.search(query, k, count=count)
+            hits = found.hits
+            addrs = [addr for _, addr in hits]
+            keys = searcher.fast_field_values("key", addrs) if hits else []
+            out = [
                 (_key_id(int(key)) if key else str(searcher.doc(addr)["arxiv_id"][0]), float(score))
                 for (score, addr), key in zip(hits, keys, strict=True)
             ]
+            if newest_first and out:
+                days = searcher.fast_field_values("published", addrs)
+                order = sorted(range(len(out)), key=lambda n: (-out[n][1], -(days[n] or 0), out[n][0]))
+                out = [out[n] for n in order]
+            return out, int(getattr(found, "count", 0) or 0) if count else 0
         except (ValueError, OSError) as exc:
             raise IndexUnusable(f"keyword index at {self.path} failed to read: {exc}") from exc
         except BaseException as exc:  # tantivy panics on files damaged after open (pyo3's PanicException)
@@ -321,7 +450,8 @@ class KeywordIndex:
             clauses.append((should, self._boosted("authors", name, AUTHOR_BOOST)))
         words = [n for n in all_names if not _is_cjk(n)]
         if 2 <= len(words) <= 6:  # could be a person's name: the words together in one author entry
-            phrase = tantivy.Query.phrase_query(self._schema, "authors", _words(words), slop=1)
+            # (slop 0: with slop 1 the phrase reaches across two authors, "Li Song" and "Han Wei")
+            phrase = tantivy.Query.phrase_query(self._schema, "authors", _words(words), slop=0)
             clauses.append((should, tantivy.Query.boost_query(phrase, AUTHOR_PHRASE_BOOST)))
         for run in _cjk_runs(every)[:MAX_TERMS]:
             phrase = tantivy.Query.phrase_query(self._schema, "text", _words(run))

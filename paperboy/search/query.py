@@ -12,6 +12,7 @@ from paperboy.models import StoredPaper
 
 MAX_QUERY_CHARS = 1000  # longer queries are cut: a 10 kB paste still gets an answer, in bounded time
 CANDIDATES = 100  # per mode, before fusion
+AUTHOR_CANDIDATES = 200  # papers of the people named in a query, ranked before the rest
 MAX_PAGE = 50  # pages past this are refused: fused candidates are bounded anyway
 _WORD = re.compile(r"\w", re.UNICODE)
 
@@ -49,9 +50,21 @@ class Hit:
 @dataclass(frozen=True)
 class SearchResults:
     hits: list[Hit]
-    total: int  # fused candidates that passed the filters (results are bounded by CANDIDATES per mode)
-    modes: tuple[str, ...]  # which indexes answered: "id", "keyword", "vector"
+    total: int  # results there are pages of: the ranked candidates that passed the filters (bounded)
+    modes: tuple[str, ...]  # which indexes answered: "id", "author", "keyword", "vector"
     terms: tuple[str, ...] = field(default_factory=tuple)  # the query's words, for highlighting
+    # What matches, honestly counted (within the filters): papers holding the query's words (or the paper an
+    # arXiv id names), whether or not they made the bounded results; `matches_capped`: at least that many.
+    matches: int = 0
+    related: int = 0  # papers among the results found by meaning alone (they share no word with the query)
+    authors: tuple[str, ...] = ()  # people named in the query, as their papers spell them
+    by_authors: int = 0  # their papers (all of them, within the filters): ranked first
+    matches_capped: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """Nothing matches and nothing is related: the page says so and suggests what to change."""
+        return not self.hits and self.matches == 0
 
 
 def query_terms(text: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paperboy.db import dialect
-from paperboy.db.schema import embeddings, papers
+from paperboy.db.schema import embeddings, featurings, papers
 
 
 @dataclass(frozen=True)
@@ -31,20 +31,37 @@ def _stale(e: Any) -> sa.ColumnElement[bool]:
     return sa.or_(e.c.arxiv_id.is_(None), e.c.paper_seq != papers.c.change_seq)
 
 
-def pending(conn: Connection, model: str, limit: int, after: str = "") -> list[PendingText]:
-    """Up to `limit` papers needing a vector for `model`, in arxiv_id order after `after` (for paging)."""
+def pending(conn: Connection, model: str, limit: int) -> list[PendingText]:
+    """Up to `limit` papers needing a vector for `model`, the newest first: the papers of the newest daily
+    list (what people open first), then by arXiv date, newest first, then papers without a date.
+
+    No paging cursor: a paper leaves this list once its vector is stored, so the next call continues. Three
+    small queries rather than one ORDER BY over a CASE: each walks an index (the newest day's featurings,
+    `ix_papers_published_at` backwards) and stops at `limit`, where sorting every pending paper took about
+    a second per call at 75,000 papers on SQLite."""
     e = embeddings.alias("e")
-    stmt = (
-        sa.select(papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.change_seq, e.c.text_hash)
-        .select_from(papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model)))
-        .where(_stale(e))
-        .where(papers.c.arxiv_id > after)
-        .order_by(papers.c.arxiv_id)
-        .limit(limit)
-    )
-    return [
-        PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash, r.change_seq) for r in conn.execute(stmt)
+    joined = papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model))
+    columns = sa.select(
+        papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.change_seq, e.c.text_hash
+    ).where(_stale(e))
+    newest_day = sa.select(sa.func.max(featurings.c.day)).scalar_subquery()
+    queries = [
+        columns.select_from(joined.join(featurings, featurings.c.arxiv_id == papers.c.arxiv_id))
+        .where(featurings.c.day == newest_day)
+        .order_by(papers.c.arxiv_id.desc()),
+        columns.select_from(joined)
+        .where(papers.c.published_at.is_not(None))
+        .order_by(papers.c.published_at.desc(), papers.c.arxiv_id.desc()),
+        columns.select_from(joined).where(papers.c.published_at.is_(None)).order_by(papers.c.arxiv_id.desc()),
     ]
+    out: dict[str, PendingText] = {}
+    for stmt in queries:
+        if len(out) >= limit:
+            break
+        for r in conn.execute(stmt.limit(limit)):  # at most `limit` new ones in each: enough to fill up
+            if r.arxiv_id not in out and len(out) < limit:
+                out[r.arxiv_id] = PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash, r.change_seq)
+    return list(out.values())
 
 
 def count_pending(conn: Connection, model: str) -> int:
