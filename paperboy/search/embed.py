@@ -278,7 +278,7 @@ def load_embedder(
         )
     if threads < 1:
         raise EmbeddingUnavailable(f"embedding threads must be at least 1, not {threads}")
-    source = onnx_cache.resolve(model)
+    source = onnx_cache.local(onnx_cache.resolve(model))
     folder = cache_dir or default_cache_dir()
     cache = onnx_cache.ensure(source, folder)
     bthreads = batch_threads or (os.cpu_count() or 1)
