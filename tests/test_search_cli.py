@@ -42,7 +42,7 @@ def test_plain_output_ranks_ids_dates_titles_and_authors(runner: CliRunner) -> N
     assert lines[0].split()[:3] == ["1", A, "2025-03-01"]
     assert lines[0].endswith("Sparse Attention in $O(n \\log n)$ Time")
     assert lines[1].strip() == "Ada Lovelace, Alan Turing, Grace Hopper et al."
-    assert "matching" in result.stderr and "keyword" in result.stderr  # the summary stays off stdout
+    assert "1 paper matches" in result.stderr and "keyword" in result.stderr  # the summary stays off stdout
 
 
 def test_json_lines(runner: CliRunner) -> None:
@@ -111,3 +111,23 @@ def test_a_10_kb_query_is_answered(runner: CliRunner) -> None:
     result = run(runner, "sparse " * 1500, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[0])["id"] == A
+
+
+def test_gibberish_exits_1_even_with_vectors(runner: CliRunner) -> None:
+    """Every query has nearest neighbours by meaning; gibberish must still match nothing (it printed ten
+    unrelated papers and exited 0 once vectors were there)."""
+    update = runner.invoke(main, ["index", "update"])
+    assert update.exit_code == 0, update.output
+    if json.loads(update.stdout.splitlines()[-1])["vectors"] == 0:
+        pytest.skip("no embedding model here: search by meaning is off")
+    result = run(runner, "qzxvbn wplkmrt")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert "no papers match 'qzxvbn wplkmrt'" in result.stderr
+    assert "check the spelling" in result.stderr
+
+
+def test_no_match_with_filters_suggests_dropping_them(runner: CliRunner) -> None:
+    result = run(runner, "sparse attention", "--from", "2026-01-01")
+    assert result.exit_code == 1
+    assert "1 paper matches without them" in result.stderr

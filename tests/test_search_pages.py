@@ -137,7 +137,7 @@ def test_results_show_title_snippet_authors_date_upvotes_and_comments(client: Te
     assert '<time datetime="2025-03-01">Mar 1</time>' in card  # the arXiv date, as the seed shows it
     assert '<span class="count">42</span>' in card
     assert '<span>3</span><span class="visually-hidden"> comments</span>' in card
-    assert "1 paper matching “sparse attention”" in page
+    assert "1 paper matches “sparse attention”" in page
     assert "by keyword" in page
 
 
@@ -228,7 +228,8 @@ def test_filters(client: TestClient, params: dict[str, Any], expected: set[str])
     assert set(card_ids(page)) == expected
     if not expected:
         assert "No papers match “zeppelin” with these filters" in page
-        assert 'href="/papers?q=zeppelin">clear the filters</a>' in page
+        assert 'href="/papers?q=zeppelin">search again without the filters</a>' in page
+        assert "5 papers match without them" in page  # what dropping the filters would give
 
 
 def test_filters_are_plain_get_fields_kept_in_links_and_the_feed(client: TestClient) -> None:
@@ -246,7 +247,7 @@ def test_filters_are_plain_get_fields_kept_in_links_and_the_feed(client: TestCli
 def test_paging_20_at_a_time_like_the_list_pages(client: TestClient) -> None:
     first = search(client, "filler")
     assert len(card_ids(first)) == 20
-    assert "55 papers matching “filler”" in first
+    assert "55 papers match “filler”" in first
     assert "Page 1 of 3 · 55 papers" in first
     assert 'href="/papers?q=filler&amp;p=2" rel="next">Next page' in first
     assert 'hx-get="/papers?q=filler&amp;p=2" hx-target="#cards" hx-swap="beforeend"' in first

@@ -9,12 +9,14 @@ enough here: what is tested is how the lists are put together, not what vectors 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from searchkit import NOW, HashEmbedder, paper
 from sqlalchemy.engine import Engine
 
@@ -25,6 +27,8 @@ from paperboy.search.hybrid import Searcher
 from paperboy.search.query import SearchQuery, SearchResults
 from paperboy.store import embeddings as embedding_store
 from paperboy.store.papers import upsert_records
+from paperboy.web.app import create_app
+from paperboy.web.deps import Site
 
 SONG_HAN = [
     paper("2604.00001", "Deep compression by pruning", "Pruning and quantization shrink networks.", day=1),
@@ -254,3 +258,63 @@ def test_pending_vectors_come_newest_first(engine: Engine, tmp_path: Path) -> No
     assert indexer.embed_pending(engine, emb, vector, lambda: NOW, batch=2) == len(want)
     titles = {p.arxiv_id: p.title for p in [*old, *new, undated]}
     assert [t.split(".")[0] for t in emb.texts] == [titles[i] for i in want]
+
+
+# --- everywhere: the page, the JSON API, huggingface_hub over the wire -------------------------------------
+
+SITE = Site(name="paperboy", public_url="http://testserver", trending_days=7)
+
+
+@pytest.fixture
+def web(hub: tuple[Engine, Searcher]) -> Iterator[TestClient]:
+    engine, searcher = hub
+    with TestClient(create_app(engine, site=SITE, clock=lambda: NOW, searcher=searcher)) as c:
+        yield c
+
+
+def test_the_search_page_puts_the_person_first_and_counts_honestly(web: TestClient) -> None:
+    page = web.get("/papers", params={"q": "Song Han"}).text
+    cards = re.findall(r'href="/papers/(\d{4}\.\d{5})"', page)
+    assert list(dict.fromkeys(cards))[:6] == [f"2604.0000{n}" for n in (6, 5, 4, 3, 2, 1)]
+    assert "6 papers by Song Han · 25 papers match “Song Han”" in page
+
+
+def test_the_search_page_says_when_nothing_matches(web: TestClient) -> None:
+    page = web.get("/papers", params={"q": "qzxvbn wplkmrt"}).text
+    assert "No papers match “qzxvbn wplkmrt”" in page and "Check the spelling" in page
+    assert "papers matching" not in page and 'class="cards"' not in page
+    filtered = web.get("/papers", params={"q": "Song Han", "category": "cs.CV"}).text
+    assert "No papers match “Song Han” with these filters" in filtered
+    assert "25 papers match without them" in filtered
+
+
+def test_the_api_ranks_the_person_first_and_counts_in_headers(web: TestClient) -> None:
+    r = web.get("/api/papers/search", params={"q": "Song Han", "limit": 6})
+    assert r.status_code == 200
+    assert [i["paper"]["id"] for i in r.json()] == [f"2604.0000{n}" for n in (6, 5, 4, 3, 2, 1)]
+    assert r.headers["X-Search-Matches"] == "25" and r.headers["X-Search-Authors"] == "6"
+    assert "X-Search-Suggestion" not in r.headers
+    assert 'rel="next"' in r.headers["Link"] and "p=1" in r.headers["Link"]
+    empty = web.get("/api/papers/search", params={"q": "qzxvbn wplkmrt"})
+    assert empty.json() == [] and empty.headers["X-Search-Matches"] == "0"
+    assert empty.headers["X-Search-Related"] == "0"
+    assert empty.headers["X-Search-Suggestion"].startswith("No papers match: check the spelling")
+    narrowed = web.get("/api/papers/search", params={"q": "graph song", "category": "cs.CL"})
+    wide = web.get("/api/papers/search", params={"q": "graph song"})
+    assert int(narrowed.headers["X-Search-Matches"]) <= int(wide.headers["X-Search-Matches"])
+
+
+def test_huggingface_hub_list_papers_finds_the_person(
+    hub: tuple[Engine, Searcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from browserkit import free_port, serving
+    from huggingface_hub import HfApi
+    from huggingface_hub import constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    engine, searcher = hub
+    app = create_app(engine, site=SITE, clock=lambda: NOW, searcher=searcher)
+    with serving(app, free_port()) as url:
+        found = [p.id for p in HfApi(endpoint=url, token=False).list_papers(query="song han", token=False)]
+    assert set(found[:6]) == SONG_HAN_IDS

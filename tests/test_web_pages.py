@@ -245,7 +245,7 @@ def test_search_lists_matches_and_echoes_the_query(client: TestClient) -> None:
     page = ok(client.get("/papers", params={"q": "sparse attention"}))
     assert card_ids(page) == [A]
     assert 'name="q" value="sparse attention"' in page
-    assert "1 paper matching “sparse attention”" in page
+    assert "1 paper matches “sparse attention”" in page
     nothing = ok(client.get("/papers", params={"q": "zebra finch"}))
     assert card_ids(nothing) == [] and "No papers match “zebra finch”" in nothing
 

@@ -270,12 +270,16 @@ def search(
         searcher = None
     with engine.connect() as conn:
         results = listings.search(conn, searcher, q)
+        advice = listings.search_advice(conn, searcher, q, results) if not results.hits else None
     if not results.hits:
         click.echo(f"no papers match {q.text!r}", err=True)
+        if advice is not None:
+            click.echo(advice.message, err=True)
         sys.exit(1)
     base = settings.public_url.rstrip("/")
     if not as_json:
-        click.echo(f"{results.total} matching · by {listings.modes_label(results.modes)}", err=True)
+        summary = listings.search_summary(results)
+        click.echo(f"{summary} · by {listings.modes_label(results.modes)}", err=True)
     for rank, hit in enumerate(results.hits, 1):
         paper = hit.item.paper
         published = paper.published_at.date().isoformat() if paper.published_at else None

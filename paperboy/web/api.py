@@ -111,10 +111,45 @@ def daily_papers(
     response_model=list[schemas.DailyPaper],
     response_model_exclude_none=True,
     summary="Search papers",
+    responses={
+        200: {
+            "headers": {
+                "X-Search-Matches": {
+                    "description": "Ours: papers holding the query's words (within the filters), all of "
+                    "them, not only those returned; `100+` where the count stops (no search index).",
+                    "schema": {"type": "string"},
+                },
+                "X-Search-Related": {
+                    "description": "Ours: results found by meaning alone (none of the query's words).",
+                    "schema": {"type": "integer"},
+                },
+                "X-Search-Results": {
+                    "description": "Ours: results there are pages of (bounded: the best 100 per mode).",
+                    "schema": {"type": "integer"},
+                },
+                "X-Search-Authors": {
+                    "description": "Ours: papers by the people the query names (ranked first); absent "
+                    "when it names nobody.",
+                    "schema": {"type": "integer"},
+                },
+                "X-Search-Suggestion": {
+                    "description": "Ours: when nothing matches, what to try (drop the filters, other "
+                    "words), in plain ASCII.",
+                    "schema": {"type": "string"},
+                },
+                "Link": {
+                    "description": 'The next page, `<url>; rel="next"`; absent on the last page.',
+                    "schema": {"type": "string"},
+                },
+            }
+        }
+    },
 )
 def search_papers(
     conn: Conn,
     searcher: SearcherDep,
+    request: Request,
+    response: Response,
     q: Annotated[
         str | None, Query(description="Words to find, or an arXiv id / URL.", examples=["sparse attention"])
     ] = None,
@@ -148,7 +183,20 @@ def search_papers(
     query = listings.search_query(q or "", start=from_, end=to, categories=category, page=p, limit=limit)
     if not query.text:
         return []
-    return [schemas.daily_item(h.item) for h in listings.search(conn, searcher, query).hits]
+    results = listings.search(conn, searcher, query)
+    # The page's counts and suggestion as headers: the body stays the list huggingface_hub reads.
+    response.headers["X-Search-Matches"] = f"{results.matches}{'+' if results.matches_capped else ''}"
+    response.headers["X-Search-Related"] = str(results.related)
+    response.headers["X-Search-Results"] = str(results.total)
+    if results.authors:
+        response.headers["X-Search-Authors"] = str(results.by_authors)
+    advice = listings.search_advice(conn, searcher, query, results)
+    if advice is not None:
+        response.headers["X-Search-Suggestion"] = advice.message
+    if (p + 1) * limit < results.total and p < MAX_PAGE:
+        nxt = request.url.include_query_params(p=p + 1)
+        response.headers["Link"] = f'<{nxt}>; rel="next"'
+    return [schemas.daily_item(h.item) for h in results.hits]
 
 
 @router.get(

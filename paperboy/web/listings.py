@@ -159,7 +159,69 @@ def search(conn: Connection, searcher: Searcher | None, q: SearchQuery) -> Searc
         items = [i for i in items if i.paper.arxiv_id in keep]
     window = items[q.page * q.limit : (q.page + 1) * q.limit]
     hits = [Hit(i, 1.0 / (n + 1)) for n, i in enumerate(window, q.page * q.limit)]
-    return SearchResults(hits, len(items), ("id", "keyword") if exact else ("keyword",), query_terms(text))
+    return SearchResults(
+        hits,
+        len(items),
+        ("id", "keyword") if exact else ("keyword",),
+        query_terms(text),
+        matches=len(items),
+        matches_capped=len(found) >= CANDIDATES,  # the scan stops there: at least that many
+    )
+
+
+def search_summary(results: SearchResults, shown: str = "") -> str:
+    """A search's counts in words, for the page's subtitle and the CLI: "6 papers by Song Han · 25 papers
+    match “Song Han” · 3 related by meaning" (`shown`: the query as the sentence names it, if at all)."""
+    parts: list[str] = []
+    if results.authors:
+        n = results.by_authors
+        parts.append(f"{n:,} paper{'s' if n != 1 else ''} by {' or '.join(results.authors)}")
+    target = f" {shown}" if shown else ""
+    n = results.matches
+    if n == 0:
+        parts.append(f"No papers match{target}")
+    elif n == 1 and not results.matches_capped:
+        parts.append(f"1 paper matches{target}")
+    else:
+        parts.append(f"{n:,}{'+' if results.matches_capped else ''} papers match{target}")
+    if results.related:
+        parts.append(f"{results.related:,} related by meaning")
+    return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class SearchAdvice:
+    """What an empty search result suggests, for the page, the API (`X-Search-Suggestion`) and the CLI."""
+
+    message: str  # plain ASCII, no user text: it also goes out as an HTTP header
+    without_filters: int = 0  # papers matching the words without the filters (0: none, or none were set)
+
+
+def search_advice(
+    conn: Connection, searcher: Searcher | None, q: SearchQuery, results: SearchResults
+) -> SearchAdvice | None:
+    """None when something matched. Else what to try: dropping the filters when the words match without
+    them (one more search, counted, not paged), or other words."""
+    if results.hits or results.matches or not has_words(q.text):
+        return None
+    if q.start or q.end or q.categories:
+        unfiltered = search(conn, searcher, SearchQuery(q.text, limit=1))
+        n = unfiltered.matches + unfiltered.related
+        if n:
+            plural = "paper matches" if n == 1 else "papers match"
+            more = "+" if unfiltered.matches_capped else ""
+            return SearchAdvice(
+                f"No papers match with these filters; {n:,}{more} {plural} without them: widen the dates or "
+                "drop the categories.",
+                n,
+            )
+        return SearchAdvice(
+            "No papers match, with or without the filters: check the spelling, try fewer or other words, "
+            "a person's full name, or an arXiv id."
+        )
+    return SearchAdvice(
+        "No papers match: check the spelling, try fewer or other words, a person's full name, or an arXiv id."
+    )
 
 
 def search_results(
@@ -177,7 +239,7 @@ def papers_page(conn: Connection, cursor: str | None, limit: int) -> tuple[list[
 # --- search parameters, shared by the search page, its feed, the API and the CLI ---------------------------
 
 MAX_CATEGORIES = 20  # category filters per search (any-of)
-MODE_LABELS = {"id": "arXiv id", "keyword": "keyword", "vector": "meaning"}
+MODE_LABELS = {"id": "arXiv id", "author": "name", "keyword": "keyword", "vector": "meaning"}
 
 
 def parse_search_date(field_name: str, value: str | None) -> date | None:

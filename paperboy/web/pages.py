@@ -27,7 +27,6 @@ from paperboy.periods import (
     week_period_of,
 )
 from paperboy.search.query import (
-    CANDIDATES,
     MAX_PAGE,
     MAX_QUERY_CHARS,
     SearchQuery,
@@ -273,13 +272,11 @@ def _search_note(results: SearchResults, searcher: Searcher | None) -> str:
 
 
 def _search_subtitle(results: SearchResults, q: str) -> str:
-    n = results.total
+    """What matches, counted honestly: "6 papers by Song Han · 25 papers match “Song Han” · 3 related by
+    meaning"; the papers holding the query's words, not the bounded list of candidates."""
     if not has_words(q):
         return ""  # the empty state says why
-    if n == 0:
-        return f"No papers matching “{q}”"
-    more = "+" if n >= CANDIDATES else ""
-    return f"{n}{more} paper{'s' if n != 1 else ''} matching “{q}”"
+    return listings.search_summary(results, f"“{q}”")
 
 
 def _search_page(
@@ -326,6 +323,7 @@ def _search_page(
         terms=results.terms,
         modes=listings.modes_label(results.modes),
         note=_search_note(results, searcher),
+        advice=listings.search_advice(conn, searcher, query, results),
         truncated=truncated,
         max_chars=MAX_QUERY_CHARS,
         filtered=filtered,
