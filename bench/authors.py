@@ -16,7 +16,8 @@ at least `--min-papers` papers (a seeded sample of `--sample` of them, plus the 
   rule, and their paper with those words must be among the top 10.
 
 "Theirs": a paper with an author entry equal to the name after NFC, case folding and accent folding. Prints
-one JSON object: the fractions passing, the failures (up to 20), and the search latency (p50, p99).
+one JSON object: the fractions passing, the failures (up to 20), and the search latency (p50, p99). Exits 3
+when the embedding model cannot be loaded.
 """
 
 from __future__ import annotations
@@ -195,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from paperboy.search.embed import load_embedder
 
-    embedder = load_embedder(None, threads=1)
+    try:
+        embedder = load_embedder(None, threads=1)
+    except Exception as exc:  # the model is an optional install
+        print(f"the embedding model cannot be loaded: {exc}", file=sys.stderr)
+        return 3
     real = not args.toy and LISTING.is_file() and VECTORS.is_file() and IDS.is_file()
     records = _records(LISTING if real else FIXTURE)
     with tempfile.TemporaryDirectory(prefix="paperboy-authors-") as tmp:

@@ -84,7 +84,18 @@ def test_toy_run_prints_the_three_modes_for_every_collection() -> None:
     if not (IR_DIR / "cranfield" / "corpus.jsonl").is_file():
         pytest.skip(f"{IR_DIR} is absent")
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--limit-queries", "2", "--limit-docs", "20", "--threads", "1"],
+        [
+            sys.executable,
+            str(BENCH),
+            "--limit-queries",
+            "2",
+            "--limit-docs",
+            "20",
+            "--threads",
+            "1",
+            "--missing",
+            "0.5",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -96,7 +107,11 @@ def test_toy_run_prints_the_three_modes_for_every_collection() -> None:
     data = json.loads(result.stdout)
     assert set(data) >= {"cranfield", "cisi"}
     for figures in data.values():
-        assert set(figures) == {"keyword", "vector", "hybrid"}
-        for mode in figures.values():
+        modes = {"keyword", "vector", "hybrid", "vector_missing", "hybrid_missing", "hybrid_missing_before"}
+        assert set(figures) == modes | {"missing"}
+        assert figures["missing"]["share"] == 0.5 and figures["missing"]["documents"] > 0
+        for name, mode in figures.items():
+            if name == "missing":
+                continue
             assert set(mode) == {"ndcg@10", "recall@100"}
             assert all(0.0 <= v <= 1.0 for v in mode.values())
