@@ -25,6 +25,7 @@ from paperboy.db.schema import embeddings
 from paperboy.jobs import ingest_snapshot
 from paperboy.models import Record
 from paperboy.search import indexer
+from paperboy.search import vector_import as vi
 from paperboy.search.embed import DEFAULT_MODEL, document_text, text_hash
 from paperboy.search.vector import VectorIndex
 from paperboy.store import embeddings as embedding_store
@@ -314,3 +315,124 @@ def test_the_real_vectors_over_their_1000_paper_sample(
     }
     with engine.connect() as conn:
         assert embedding_store.count_pending(conn, DEFAULT_MODEL) == 0
+
+
+def export(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, ["index", "export-vectors", *map(str, args)])
+
+
+def test_export_then_import_into_another_hub_gives_the_same_vectors(
+    imported: tuple[Hub, list[str], np.ndarray, tuple[Path, Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub, _, _, _ = imported
+    out = tmp_path / "out" / "vectors.npy"
+    out.parent.mkdir()
+    result = export(out)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest == {
+        "format": "paperboy-vectors",
+        "version": 1,
+        "model": DEFAULT_MODEL,
+        "dim": DIM,
+        "count": 20,
+        "ids": "vectors.txt",
+    }
+    assert json.loads(out.with_suffix(".json").read_text()) == manifest
+    matrix = np.load(out)
+    assert matrix.shape == (20, DIM) and matrix.dtype == np.float32
+    stored = {r[0]: r[3] for r in hub.rows()}
+    ids = out.with_suffix(".txt").read_text().split()
+    assert [matrix[n].tobytes() for n in range(20)] == [stored[i] for i in ids]
+    # another hub with the same papers takes them as they are
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("PAPERBOY_DATA_DIR", str(other))
+    second = Hub(other)
+    upgrade(second.engine)
+    webhub.load(second.engine)
+    assert summary(run(out, out.with_suffix(".txt")))["imported"] == 20
+    theirs, ours = second.rows(), hub.rows()
+    assert [r[:3] for r in theirs] == [r[:3] for r in ours]
+    for a, b in zip(theirs, ours, strict=True):  # renormalised on import: equal to the last bit or so
+        np.testing.assert_allclose(np.frombuffer(a[3], "<f4"), np.frombuffer(b[3], "<f4"), atol=1e-7)
+
+
+def test_export_without_vectors_says_so(hub: Hub, tmp_path: Path) -> None:
+    result = export(tmp_path / "v.npy")
+    assert result.exit_code == 1 and "no vectors of model 'all-MiniLM-L6-v2' are stored" in result.output
+    assert not (tmp_path / "v.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("wrong model", "the vectors are of model 'other/model', not 'all-MiniLM-L6-v2'"),
+        ("manifest count", "says 9 vectors of 384 dimensions, the files hold 8 of 384"),
+        ("manifest dim", "says 8 vectors of 768 dimensions"),
+        ("not a manifest", "not a paperboy-vectors manifest"),
+        ("truncated", "not a readable .npy array"),
+    ],
+)
+def test_bad_exports_are_refused_in_one_line_and_change_nothing(
+    imported: tuple[Hub, list[str], np.ndarray, tuple[Path, Path]], tmp_path: Path, kind: str, message: str
+) -> None:
+    hub, all_ids, _, _ = imported
+    before = hub.rows()
+    ids = [i for i in all_ids if not i.startswith("2699.")][:8]
+    npy, txt = write_inputs(tmp_path, unit_rows(8, seed=5), ids, name="x")
+    manifest = {"format": "paperboy-vectors", "version": 1, "model": DEFAULT_MODEL, "dim": DIM, "count": 8}
+    if kind == "wrong model":
+        manifest["model"] = "other/model"
+    elif kind == "manifest count":
+        manifest["count"] = 9
+    elif kind == "manifest dim":
+        manifest["dim"] = 768
+    elif kind == "not a manifest":
+        manifest = {"hello": 1}  # type: ignore[dict-item]
+    elif kind == "truncated":
+        npy.write_bytes(npy.read_bytes()[:-100])
+    npy.with_suffix(".json").write_text(json.dumps(manifest))
+    result = run(npy, txt)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1  # one line, no traceback
+    assert hub.rows() == before
+
+
+def test_an_import_that_fails_part_way_stores_nothing(engine: Engine, tmp_path: Path) -> None:
+    """One transaction for the whole import, on both backends: batches of 7; it fails after the second."""
+    webhub.load(engine)
+    ids = [r[0] for r in hub_ids(engine, 20)]
+
+    def fail_on_third(done: int, total: int | None) -> None:
+        if done >= 14:  # after two batches were written
+            raise RuntimeError("disk full")
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    with pytest.raises(RuntimeError, match="disk full"):
+        vi.import_vectors(engine, DEFAULT_MODEL, unit_rows(20), ids, now, batch=7, progress=fail_on_third)
+    with engine.connect() as conn:
+        assert embedding_store.count(conn, DEFAULT_MODEL) == 0
+
+
+def test_export_and_import_round_trip_on_both_backends(engine: Engine, tmp_path: Path) -> None:
+    webhub.load(engine)
+    ids = [r[0] for r in hub_ids(engine, 12)]
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    matrix = unit_rows(12, dtype="float32")
+    assert vi.import_vectors(engine, DEFAULT_MODEL, matrix, ids, now, batch=5).imported == 12
+    manifest = vi.export_vectors(engine, DEFAULT_MODEL, tmp_path / "v.npy")
+    assert (manifest["model"], manifest["dim"], manifest["count"]) == (DEFAULT_MODEL, DIM, 12)
+    back, back_ids = vi.read_inputs(tmp_path / "v.npy", tmp_path / "v.txt", DIM)
+    assert vi.check_manifest(tmp_path / "v.npy", DEFAULT_MODEL, back, back_ids) == manifest
+    order = {a: n for n, a in enumerate(ids)}
+    np.testing.assert_allclose(back, matrix[[order[a] for a in back_ids]], atol=1e-6)
+    with engine.begin() as conn:
+        embedding_store.delete_model(conn, DEFAULT_MODEL)
+    assert vi.import_vectors(engine, DEFAULT_MODEL, back, back_ids, now).imported == 12
+    again = vi.export_vectors(engine, DEFAULT_MODEL, tmp_path / "again.npy")
+    assert again["count"] == 12
+    np.testing.assert_allclose(np.load(tmp_path / "again.npy"), np.load(tmp_path / "v.npy"), atol=1e-7)

@@ -172,7 +172,9 @@ def index_import_vectors(npy: Path, ids: Path, model: str | None, batch: int, no
     id a line, line i naming row i), for the papers this hub holds; then add them to the vector index.
 
     Both files are checked in full first (shape, the model's dimension, as many ids as rows, finite values,
-    unit length); a bad file changes nothing and exits 1. Vectors are stored with the hash of each paper's
+    unit length), and against NPY's manifest (NPY with .json, as export-vectors writes it) when there is one:
+    vectors of another model are refused. A bad file changes nothing and exits 1; the import is one
+    transaction. Vectors are stored with the hash of each paper's
     text, so `index update` and the server never embed those papers again. Ids the hub lacks are skipped;
     running it twice changes nothing. Prints a JSON summary: rows, imported, current (already stored),
     skipped, vectors (stored for the model), indexed (in the vector index). Stop `paperboy serve` first, or
@@ -196,6 +198,7 @@ def index_import_vectors(npy: Path, ids: Path, model: str | None, batch: int, no
         )
     try:
         matrix, arxiv_ids = vi.read_inputs(npy, ids, dim)
+        vi.check_manifest(npy, name, matrix, arxiv_ids)
         with progress_counter("importing vectors") as progress:
             counts = vi.import_vectors(
                 engine, name, matrix, arxiv_ids, utcnow, batch=batch, progress=progress
@@ -209,6 +212,31 @@ def index_import_vectors(npy: Path, ids: Path, model: str | None, batch: int, no
     except PaperboyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary))
+
+
+@index.command("export-vectors")
+@click.argument("npy", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    default=None,
+    help="The model whose vectors to write (default: PAPERBOY_EMBEDDING_MODEL, or all-MiniLM-L6-v2).",
+)
+def index_export_vectors(npy: Path, model: str | None) -> None:
+    """Write the stored vectors of the model, for import-vectors on another hub: NPY (a papers × dim float32
+    array), NPY with .txt (one arXiv id a line, line i naming row i) and NPY with .json (a manifest: model,
+    dimension, count). Prints the manifest."""
+    from paperboy.search import vector_import as vi
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    name = vi.model_name(model or settings.embedding_model)
+    try:
+        manifest = vi.export_vectors(engine, name, npy)
+    except PaperboyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {npy}: {exc.strerror or exc}") from exc
+    click.echo(json.dumps(manifest))
 
 
 @main.command("search")

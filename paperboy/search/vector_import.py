@@ -11,6 +11,12 @@ older than the paper) are left alone, so a second run writes nothing.
 
 The vectors are taken as those of the papers' current text: import vectors computed from the same text
 (`title + ". " + abstract`, whitespace collapsed), as ../shared/data/embeddings' are.
+
+`export_vectors` writes the other side (`paperboy index export-vectors`): OUT.npy (float32, one row per
+paper), OUT.txt (the ids) and OUT.json, a manifest naming the model, the dimension and the row count. When
+an import finds that manifest beside its .npy it refuses vectors of another model, or a manifest that does
+not match the files. The whole import is one transaction: a bad file or a failure part-way stores nothing,
+and the vector index file is only updated (from the database) after it commits.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.engine import Engine
@@ -32,6 +39,7 @@ from paperboy.store import embeddings as embedding_store
 NORM_TOLERANCE = (
     0.01  # float16 rows of unit length are within ~1e-3 of 1; anything further was not normalised
 )
+MANIFEST_FORMAT = "paperboy-vectors"
 CHECK_CHUNK = 8192
 
 Progress = Callable[[int, int | None], None]
@@ -161,31 +169,85 @@ def import_vectors(
     batch: int = 2000,
     progress: Progress | None = None,
 ) -> ImportCounts:
-    """Store the rows of `matrix` (checked by `read_inputs`) whose papers are in the hub; one transaction per
-    batch, so an interrupted import keeps the batches done and a rerun completes it."""
+    """Store the rows of `matrix` (checked by `read_inputs`) whose papers are in the hub, in one transaction
+    (`batch` rows per statement): an import that fails part-way stores nothing."""
     dim = int(matrix.shape[1])
     imported = current = skipped = 0
-    for start in range(0, len(ids), batch):
-        chunk_ids = ids[start : start + batch]
-        vectors = _unit_f32(matrix[start : start + batch])
-        with engine.connect() as conn:
+    stamp = now()
+    with engine.begin() as conn:
+        for start in range(0, len(ids), batch):
+            chunk_ids = ids[start : start + batch]
+            vectors = _unit_f32(matrix[start : start + batch])
             targets = embedding_store.import_targets(conn, model, chunk_ids)
-        rows = []
-        for n, arxiv_id in enumerate(chunk_ids):
-            target = targets.get(arxiv_id)
-            if target is None:
-                skipped += 1
-                continue
-            blob = vectors[n].tobytes()
-            digest = text_hash(document_text(target.title, target.abstract))
-            if not target.stale and target.text_hash == digest and target.vector == blob:
-                current += 1
-                continue
-            rows.append((arxiv_id, blob, digest))
-        if rows:
-            with engine.begin() as conn:
-                embedding_store.save(conn, model, dim, rows, now())
-            imported += len(rows)
-        if progress is not None:
-            progress(min(start + batch, len(ids)), len(ids))
+            rows = []
+            for n, arxiv_id in enumerate(chunk_ids):
+                target = targets.get(arxiv_id)
+                if target is None:
+                    skipped += 1
+                    continue
+                blob = vectors[n].tobytes()
+                digest = text_hash(document_text(target.title, target.abstract))
+                if not target.stale and target.text_hash == digest and target.vector == blob:
+                    current += 1
+                    continue
+                rows.append((arxiv_id, blob, digest))
+            if rows:
+                embedding_store.save(conn, model, dim, rows, stamp)
+                imported += len(rows)
+            if progress is not None:
+                progress(min(start + batch, len(ids)), len(ids))
     return ImportCounts(rows=len(ids), imported=imported, current=current, skipped=skipped)
+
+
+def manifest_path(npy: Path) -> Path:
+    return npy.with_suffix(".json")
+
+
+def check_manifest(npy: Path, model: str, matrix: np.ndarray, ids: list[str]) -> dict[str, Any] | None:
+    """The manifest beside `npy` (None if there is none), checked against the model and both files."""
+    path = manifest_path(npy)
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"{path}: not a readable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise InvalidInput(f"{path}: not a {MANIFEST_FORMAT} manifest")
+    if manifest.get("model") != model:
+        raise InvalidInput(
+            f"{path}: the vectors are of model {manifest.get('model')!r}, not {model!r} "
+            "(pass --model to import them under their model's name)"
+        )
+    if manifest.get("dim") != int(matrix.shape[1]) or manifest.get("count") != len(ids):
+        raise InvalidInput(
+            f"{path}: says {manifest.get('count')} vectors of {manifest.get('dim')} dimensions, "
+            f"the files hold {len(ids)} of {matrix.shape[1]}"
+        )
+    return manifest
+
+
+def export_vectors(engine: Engine, model: str, npy: Path) -> dict[str, Any]:
+    """Write every stored vector of `model`: `npy` (float32 rows), `npy`.txt (ids, line i naming row i) and
+    `npy`.json (the manifest), each under a temporary name, then renamed. Returns the manifest."""
+    chunks: list[np.ndarray] = []
+    ids: list[str] = []
+    with engine.connect() as conn:
+        dim = embedding_store.stored_dim(conn, model)
+        if dim is None:
+            raise InvalidInput(f"no vectors of model {model!r} are stored")
+        for batch in embedding_store.iter_vectors(conn, model):
+            ids.extend(arxiv_id for arxiv_id, _ in batch)
+            chunks.append(np.frombuffer(b"".join(blob for _, blob in batch), dtype="<f4").reshape(-1, dim))
+    matrix = np.concatenate(chunks) if chunks else np.zeros((0, dim), dtype="<f4")
+    manifest = {"format": MANIFEST_FORMAT, "version": 1, "model": model, "dim": dim, "count": len(ids)}
+    manifest["ids"] = npy.with_suffix(".txt").name
+    tmp = npy.with_name(f".{npy.name}.tmp")
+    with tmp.open("wb") as fh:
+        np.save(fh, matrix)
+    tmp.replace(npy)
+    tmp_ids = npy.with_name(f".{npy.stem}.txt.tmp")
+    tmp_ids.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    tmp_ids.replace(npy.with_suffix(".txt"))
+    manifest_path(npy).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
