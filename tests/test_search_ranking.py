@@ -71,6 +71,14 @@ SCHOLKOPF = paper(
 )
 
 
+AALST = paper(
+    "2607.00002",
+    "Object-centric event logs",
+    "Mining processes from logs.",
+    authors=("Wil M. P. van der Aalst",),
+)
+
+
 def _build(engine: Engine, tmp_path: Path, papers: Sequence[Paper]) -> Searcher:
     with engine.begin() as conn:
         upsert_records(conn, [Record(p) for p in papers], NOW)
@@ -83,7 +91,7 @@ def _build(engine: Engine, tmp_path: Path, papers: Sequence[Paper]) -> Searcher:
 
 @pytest.fixture
 def hub(sqlite_engine: Engine, tmp_path: Path) -> tuple[Engine, Searcher]:
-    return sqlite_engine, _build(sqlite_engine, tmp_path, [*SONG_HAN, *OTHERS, SCHOLKOPF])
+    return sqlite_engine, _build(sqlite_engine, tmp_path, [*SONG_HAN, *OTHERS, SCHOLKOPF, AALST])
 
 
 def search(hub: tuple[Engine, Searcher], text: str, **kw: object) -> SearchResults:
@@ -137,6 +145,11 @@ def test_accents_and_case_fold(hub: tuple[Engine, Searcher]) -> None:
         res = search(hub, text)
         assert ids(res)[:1] == ["2607.00001"], text
         assert res.authors == ("Bernhard Schölkopf",)
+
+
+def test_a_six_word_name_is_a_name(hub: tuple[Engine, Searcher]) -> None:
+    res = search(hub, "Wil M. P. van der Aalst event logs")
+    assert ids(res)[:1] == ["2607.00002"] and res.authors == ("Wil M. P. van der Aalst",)
 
 
 def test_a_name_with_filters_keeps_to_them(hub: tuple[Engine, Searcher]) -> None:
