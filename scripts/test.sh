@@ -22,7 +22,9 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff";        ruff check paperboy tests bench scripts && ruff format --check paperboy tests bench scripts
+# one command per line: under `set -e` a failure on the left of `&&` would not stop the script
+echo "== ruff";        ruff check paperboy tests bench scripts
+ruff format --check paperboy tests bench scripts
 echo "== mypy";        mypy
 echo "== import layers"; lint-imports
 echo "== pytest";      pytest "$@"

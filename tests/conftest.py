@@ -142,10 +142,11 @@ def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ONNX cache folder holding the default model's export (fp32 and int8), made once per test run.
 
     Exporting takes ~10 s of CPU (the graph built from the safetensors weights and checked, then quantized,
-    in child processes, without torch); every test that loads the default model shares this one instead: pass it as `cache_dir`, or link `data_dir/models` to it
-    (where `paperboy` keeps its cache). Under pytest-xdist the workers share one folder: the first exports
-    under a lock, the others wait for it. When the model cannot be exported here (a package missing), the
-    folder stays empty and the code under test meets what it would have met without this fixture.
+    in child processes, without torch); every test that loads the default model shares this one instead:
+    pass it as `cache_dir`, or link `data_dir/models` to it (where `paperboy` keeps its cache). Under
+    pytest-xdist the workers share one folder: the first exports under a lock, the others wait for it. When
+    the model cannot be exported here (a package missing), the folder stays empty and the code under test
+    meets what it would have met without this fixture.
     """
     import fcntl
 

@@ -55,6 +55,7 @@ def test_daily_item_has_hugging_faces_shape(client: TestClient) -> None:
         "submittedBy",
         "organization",
         "isAuthorParticipating",
+        "demo",  # ours: a bundled demo paper (false here)
     }
     assert item["publishedAt"] == "2026-08-03T02:10:00.000Z"  # when it was put on the daily list
     assert item["title"] == "Sparse Attention Is All You Need Again"

@@ -244,7 +244,7 @@ SAMPLE = {
     "token_id": "1",
     "user_id": "2",
     "username": "bob",
-    "rest:path": "Ada Lovelace",  # /authors/{name}/follow
+    "name:path": "Ada Lovelace",  # /authors/{name}/follow
 }
 EXEMPT = {"/unsubscribe"}  # RFC 8058 one-click: the signed token in the URL is the authority (issue 5)
 

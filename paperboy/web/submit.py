@@ -20,7 +20,7 @@ from paperboy.community import submit as ops
 from paperboy.db import write
 from paperboy.errors import AlreadySubmitted, FieldInvalid, InvalidInput, NotFound, SourceError
 from paperboy.models import Paper, User
-from paperboy.web import deps, schemas, security
+from paperboy.web import badges, deps, schemas, security
 from paperboy.web.deps import Pages, Site
 from paperboy.web.pages import paper_path
 from paperboy.web.security import Limiter
@@ -164,7 +164,7 @@ async def submitted_text(request: Request) -> str:
     "/papers/submit",
     tags=["paperboy"],
     status_code=201,
-    response_model=schemas.PaperModel,
+    response_model=badges.PaperWithBadges,
     response_model_exclude_none=True,
     summary="Submit a paper to today's daily list",
     openapi_extra={
@@ -178,11 +178,8 @@ async def submitted_text(request: Request) -> str:
     },
     responses={
         400: {"model": schemas.ApiError, "description": "`arxiv` is not an arXiv id or URL, or too old."},
-        401: {"model": schemas.ApiError, "description": "No valid API token (or session)."},
-        403: {
-            "model": schemas.ApiError,
-            "description": "No credentials at all, or a session request without its CSRF header.",
-        },
+        401: {"model": schemas.ApiError, "description": "No session cookie and no valid API token."},
+        403: {"model": schemas.ApiError, "description": "A session request without its CSRF header."},
         404: {"model": schemas.ApiError, "description": "arXiv has no such paper."},
         409: {"description": "Already on the daily list: `error`, and the paper's `id` and `url`."},
         429: {"model": schemas.ApiError, "description": "Too many submissions; see `Retry-After`."},
@@ -212,4 +209,4 @@ def submit_api(
     except AlreadySubmitted as exc:
         url = site.public_url.rstrip("/") + paper_path(exc.arxiv_id)
         return JSONResponse({"error": str(exc), "id": exc.arxiv_id, "url": url}, status_code=409)
-    return schemas.paper_model(result.item)
+    return badges.paper_with_badges(conn, result.item)
