@@ -10,6 +10,7 @@ a `/` in a name is `%2F`, so the raw path tells a name's slash from the `/feed.a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -167,7 +168,18 @@ def _author_feed(conn: Connection, raw_name: str, now: datetime, site: Site, env
 # --- follow in my digest ------------------------------------------------------------------------------------
 
 
-def _after_follow(name: str, next_path: str) -> Response:
+def _change_follow(
+    request: Request,
+    suffix: str,
+    change: Callable[[Connection, User, str], object],
+    user: User,
+    conn: Connection,
+    next_path: str,
+) -> Response:
+    """Follow or unfollow the author the URL names (before `suffix`); back to `next` or the author page."""
+    name = clean_name(_name_from(request, suffix))
+    with write(conn):
+        change(conn, user, name)
     back = security.safe_next(next_path, default=author_path(name))
     return RedirectResponse(back, status_code=303)
 
@@ -181,10 +193,7 @@ def follow_author(
     conn: Connection = Depends(deps.conn),
 ) -> Response:
     """Add this author to the member's digest ("New from …"); back to the author page."""
-    name = clean_name(_name_from(request, "/follow"))
-    with write(conn):
-        follows.follow(conn, user, name)
-    return _after_follow(name, next)
+    return _change_follow(request, "/follow", follows.follow, user, conn, next)
 
 
 @write_router.post("/authors/{name:path}/unfollow")
@@ -196,10 +205,7 @@ def unfollow_author(
     conn: Connection = Depends(deps.conn),
 ) -> Response:
     """Stop following this author in the member's digest; back to the author page."""
-    name = clean_name(_name_from(request, "/unfollow"))
-    with write(conn):
-        follows.unfollow(conn, user, name)
-    return _after_follow(name, next)
+    return _change_follow(request, "/unfollow", follows.unfollow, user, conn, next)
 
 
 # --- the JSON twin ------------------------------------------------------------------------------------------
