@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -128,6 +129,7 @@ def served(tmp_path: Path, smtp_raw: tuple[str, Keeper]) -> Iterator[tuple[str, 
         PAPERBOY_SITE_NAME="Lab Papers",
         PAPERBOY_EMBEDDING_MODEL="/no/such/model",  # keyword search only: a light, quick start
         PAPERBOY_SECRET_KEY="s" * 40,
+        PAPERBOY_RATE_SUBSCRIBE="1000 per hour",  # the crowd below comes from one address
     )
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -210,6 +212,35 @@ def test_serve_sends_the_confirmation_mail_within_seconds_of_subscribing(
         rb"Message-ID: <confirm\.\d+\.[0-9a-f]+@localhost>\r\n", raw_field(mail.data, "Message-ID")
     )
     assert raw_field(mail.data, "Auto-Submitted") == b"Auto-Submitted: auto-generated\r\n"
+
+
+def test_a_crowd_subscribing_at_once_each_gets_one_confirmation_within_seconds(
+    served: tuple[str, Keeper, Path],
+) -> None:
+    """The morning a hub is announced: 24 people subscribe in the same second, each from their own browser.
+    Every request wakes the sender; wakes that pile up while it sends must neither lose a mail nor send one
+    twice, and none waits for the 5-minute round."""
+    base, keeper, log = served
+    crowd = [f"reader{n}@lab.example" for n in range(24)]
+
+    def subscribe(email: str) -> int:
+        with httpx.Client(base_url=base, timeout=30) as web:
+            token = CSRF.search(web.get("/subscribe").text)
+            assert token
+            return web.post("/subscribe", data={"email": email, "csrf_token": token.group(1)}).status_code
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(crowd)) as pool:
+        statuses = list(pool.map(subscribe, crowd))
+    answered = time.monotonic()
+    assert statuses == [200] * len(crowd)
+    _wait_for("every confirmation mail", lambda: len(keeper.got) >= len(crowd), 10, log)
+    time.sleep(1)  # a duplicate would come right behind
+    assert sorted(r for m in keeper.got for r in m.rcpt) == sorted(crowd)
+    last = max(m.at for m in keeper.got)
+    print(f"\n{len(crowd)} at once: requests {answered - start:.2f} s, last mail {last - start:.2f} s")
+    for mail in keeper.got:
+        assert_plain_headers(mail.data)
 
 
 # --- headers on the wire ------------------------------------------------------------------------------------
