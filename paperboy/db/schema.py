@@ -94,10 +94,13 @@ featurings = sa.Table(
     sa.Column("organization", sa.String(200), nullable=True),  # full name ("Google")
     sa.Column("organization_name", sa.String(200), nullable=True),  # slug ("google"); migration 0010
     sa.Column("discussion_id", sa.String(64), nullable=True),  # Hugging Face's discussionId; migration 0010
+    # the member who submitted it (source "member"), by id: a name registered again inherits nothing; 0012
+    sa.Column("submitter_user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     sa.UniqueConstraint("arxiv_id", "day", name="uq_featurings_arxiv_id_day"),
 )
 sa.Index("ix_featurings_day", featurings.c.day)
 sa.Index("ix_featurings_submitter_name", featurings.c.submitter_name)
+sa.Index("ix_featurings_submitter_user_id", featurings.c.submitter_user_id)
 
 # Migration 0009: one row per (paper, author), written with the paper (store/authors.py), so that an author's
 # papers are an index range, newest first (`/authors/{name}`), never a scan of every paper's JSON list.
@@ -222,7 +225,11 @@ comments = sa.Table(
     ),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     sa.Column("parent_id", sa.Integer, sa.ForeignKey("comments.id", ondelete="CASCADE"), nullable=True),
-    sa.Column("body", sa.Text, nullable=False),  # Markdown as written; rendered and sanitised on display
+    sa.Column("body", sa.Text, nullable=False),  # Markdown as written
+    # rendered and sanitised once, when written (migration 0011); NULL or an older renderer's
+    # version (paperboy.markdown.VERSION) is rendered again on the next view and stored
+    sa.Column("body_html", sa.Text, nullable=True),
+    sa.Column("html_version", sa.Integer, nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("edited_at", UTCDateTime(), nullable=True),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),  # by its author (or the account's deletion)
