@@ -75,11 +75,14 @@ class Paper:
 
 @dataclass(frozen=True)
 class Submitter:
-    """Who put a paper on the daily list (a Hugging Face user, or later a member of this hub)."""
+    """Who put a paper on the daily list (a Hugging Face user, or a member of this hub)."""
 
     name: str
     fullname: str | None = None
     avatar_url: str | None = None
+    # The member's account id when a member of this hub submitted it (None for upstream submitters, and
+    # once the account is deleted): their submissions are theirs by id, never by a name someone can reuse.
+    user_id: int | None = None
 
 
 @dataclass(frozen=True)

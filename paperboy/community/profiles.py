@@ -54,7 +54,7 @@ def profile(conn: Connection, username: str, limit: int = PROFILE_LIMIT) -> Prof
         raise NotFound(f"no member named {username[:40]!r}")
     return Profile(
         user=user,
-        submitted=_in_order(conn, submissions.submitted_ids(conn, user.username, limit)),
+        submitted=_in_order(conn, submissions.submitted_ids(conn, user.id, limit)),
         upvoted=_in_order(conn, votes.upvoted_by(conn, user.id, limit)),
         authored=_in_order(conn, authored_ids(conn, user.id, limit)),
     )

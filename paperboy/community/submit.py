@@ -117,7 +117,7 @@ def feature(conn: Connection, user: User, paper: Paper, now: datetime) -> Stored
         day=now.date(),
         source=MEMBER_SOURCE,
         submitted_at=now,
-        submitter=Submitter(user.username, user.fullname),
+        submitter=Submitter(user.username, user.fullname, user_id=user.id),
         upvotes=0,
     )
     papers.upsert_records(conn, [Record(paper, featuring)], now)

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from paperboy.db import dialect
-from paperboy.db.schema import comments, featurings, paper_deletions, papers, unfeatured, votes
+from paperboy.db.schema import comments, featurings, paper_deletions, papers, unfeatured, users, votes
 from paperboy.errors import InvalidInput
 from paperboy.models import Featuring, Paper, Record, StoredPaper, Submitter, UpsertCounts, in_category
 from paperboy.store.authors import sync_authors
 from paperboy.store.merge import merge_featuring, merge_paper
+from paperboy.store.submissions import MEMBER_SOURCE
 
 _PAPER_FIELDS = (
     "arxiv_id",
@@ -92,6 +93,7 @@ def _featuring_to_row(f: Featuring) -> dict[str, Any]:
         "submitter_name": s.name if s else None,
         "submitter_fullname": s.fullname if s else None,
         "submitter_avatar_url": s.avatar_url if s else None,
+        "submitter_user_id": s.user_id if s else None,
         "upvotes": f.upvotes,
         "num_comments": f.num_comments,
         "thumbnail": f.thumbnail,
@@ -108,7 +110,11 @@ def _row_to_featuring(row: RowMapping) -> Featuring:
         day=row["day"],
         source=row["source"],
         submitted_at=row["submitted_at"],
-        submitter=Submitter(name, row["submitter_fullname"], row["submitter_avatar_url"]) if name else None,
+        submitter=(
+            Submitter(name, row["submitter_fullname"], row["submitter_avatar_url"], row["submitter_user_id"])
+            if name
+            else None
+        ),
         upvotes=row["upvotes"],
         num_comments=row["num_comments"],
         thumbnail=row["thumbnail"],
@@ -376,7 +382,13 @@ def _featured_filters(stmt: sa.Select[Any], q: FeaturedQuery) -> sa.Select[Any]:
     if q.end is not None:
         stmt = stmt.where(featurings.c.day <= q.end)
     if q.submitter is not None:
-        stmt = stmt.where(featurings.c.submitter_name == q.submitter)
+        # A member's submissions are theirs by account id: a name registered again after an account was
+        # deleted does not inherit what the deleted account submitted. Upstream submitters have only a name.
+        holder = sa.select(users.c.id).where(users.c.username == q.submitter).scalar_subquery()
+        stmt = stmt.where(
+            featurings.c.submitter_name == q.submitter,
+            sa.or_(featurings.c.source != MEMBER_SOURCE, featurings.c.submitter_user_id == holder),
+        )
     return stmt
 
 
