@@ -28,7 +28,7 @@ from paperboy.web.security import Limiter
 router = APIRouter(
     default_response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[Depends(security.require_csrf)],
+    dependencies=[Depends(deps.require_csrf)],
 )
 
 
@@ -180,9 +180,9 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, conn: Connection = Depends(deps.conn)) -> Response:
+def logout(who: deps.Viewer = Depends(deps.viewer), conn: Connection = Depends(deps.conn)) -> Response:
     with write(conn):
-        accounts.end_session(conn, request.cookies.get(security.SESSION_COOKIE))
+        accounts.end_session(conn, who.session)  # None when a token, not the cookie, is who asks
     response = RedirectResponse("/papers", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE, path="/")
     return response

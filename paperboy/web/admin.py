@@ -20,10 +20,10 @@ from paperboy.models import Claim, Comment, StoredPaper, User
 from paperboy.store import background as background_store
 from paperboy.store import papers as paper_store
 from paperboy.store import users as user_store
-from paperboy.web import deps, health, schemas, security
+from paperboy.web import deps, health, schemas
 from paperboy.web.deps import Pages, Site
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(security.require_csrf)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(deps.require_csrf)])
 api_router = APIRouter(prefix="/api")
 
 LIMIT = 50

@@ -175,10 +175,11 @@ def create_app(
 
     @app.exception_handler(Unauthorized)
     def _unauthorized(request: Request, exc: Unauthorized) -> Response:
-        if _wants_json(request):
-            return security.SafeJSONResponse(
-                {"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
+        # credentials were sent (a client, not a browser to send to /login): a 401 saying so, on pages too
+        if _wants_json(request) or "authorization" in request.headers:
+            response = error_response(request, 401, str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         back = request.url.path if request.method == "GET" else _referer_path(request)
         target = "/login?next=" + quote(back, safe="/")
         if request.headers.get("hx-request"):

@@ -34,7 +34,7 @@ from paperboy.web.deps import Site, Viewer
 from paperboy.web.pages import paper_path, url
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
-write_router = APIRouter(include_in_schema=False, dependencies=[Depends(security.require_csrf)])
+write_router = APIRouter(include_in_schema=False, dependencies=[Depends(deps.require_csrf)])
 api_router = APIRouter(prefix="/api")
 
 PAGE_SIZE = 50

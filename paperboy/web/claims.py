@@ -24,7 +24,7 @@ from paperboy.web.security import Limiter
 router = APIRouter(
     default_response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[Depends(security.require_csrf)],
+    dependencies=[Depends(deps.require_csrf)],
 )
 
 

@@ -21,7 +21,7 @@ from paperboy.community import comments
 from paperboy.db import write
 from paperboy.errors import FieldInvalid, NotFound
 from paperboy.models import User, parse_arxiv_id
-from paperboy.web import deps, listings, schemas, security
+from paperboy.web import deps, listings, schemas
 from paperboy.web.deps import Pages, Site
 from paperboy.web.pages import paper_path
 from paperboy.web.security import Limiter
@@ -29,7 +29,7 @@ from paperboy.web.security import Limiter
 router = APIRouter(
     default_response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[Depends(security.require_csrf)],
+    dependencies=[Depends(deps.require_csrf)],
 )
 
 

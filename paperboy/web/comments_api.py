@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
@@ -19,7 +19,7 @@ from paperboy import markdown
 from paperboy.community import comments
 from paperboy.db import write
 from paperboy.models import User
-from paperboy.web import deps, listings, security
+from paperboy.web import deps, listings
 from paperboy.web.comments import canonical_id
 from paperboy.web.schemas import MAX_ROW_ID, ApiError, HfDateTime
 from paperboy.web.security import Limiter, SafeJSONResponse
@@ -56,7 +56,7 @@ ArxivId = Annotated[
 ]
 CommentId = Annotated[int, Path(description="The comment's id.", ge=1, le=2**62)]
 # Writes check who is asking first (a 401 before anything else), then the CSRF header for session requests.
-WRITE = [Depends(deps.api_member), Depends(security.require_csrf)]
+WRITE = [Depends(deps.api_member), Depends(deps.require_csrf)]
 
 
 class _Model(BaseModel):
@@ -137,12 +137,10 @@ def thread_model(thread: comments.Thread) -> ThreadModel:
     )
 
 
-def api_viewer(request: Request, conn: Connection = Depends(deps.conn)) -> User | None:
+def api_viewer(who: deps.Viewer = Depends(deps.viewer)) -> User | None:
     """Who reads: the token's member when an `Authorization` header is sent (401 when it is bad), else the
     signed-in browser's member, else nobody."""
-    if request.headers.get("authorization") is not None:
-        return deps.api_member(request, conn, None, None)
-    return deps.viewer(request, conn).user
+    return who.user
 
 
 def _one(conn: Connection, user: User, comment_id: int) -> CommentModel:

@@ -44,12 +44,18 @@ async def conn(request: Request) -> AsyncIterator[Connection]:
     At most `app.state.db_slots` requests hold a connection at a time (the pool is sized to that plus the
     background loops, `paperboy.db.pool_size_for`); the others wait here, holding neither a connection nor a
     worker thread, so a burst queues instead of starving the pool.
+
+    A request that sends `Authorization` is judged by it here, before it reads anything (`viewer`: a 401
+    unless it is a valid API token), on every route that touches the database, whether or not the route
+    asks who is there.
     """
     slots: asyncio.Semaphore = request.app.state.db_slots
     async with slots:
         with anyio.CancelScope(shield=True):  # a client gone mid-checkout must not leak the connection
             c: Connection = await run_in_threadpool(request.app.state.engine.connect)
         try:
+            if AUTHORIZATION in request.headers:
+                await run_in_threadpool(viewer, request, c)
             yield c
         finally:
             with anyio.CancelScope(shield=True):
@@ -74,29 +80,66 @@ def searcher(request: Request) -> Searcher | None:
     return request.app.state.searcher
 
 
+AUTHORIZATION = "authorization"
+
+
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking: the signed-in member (or None), and the CSRF token their forms carry."""
+    """Who is looking: the member (or None), and the CSRF token their forms carry."""
 
     user: User | None
     csrf: str
-    session: str | None = None  # the session cookie's value, when signed in
+    session: str | None = None  # the session cookie's value, when signed in by it
+    by_token: bool = False  # an API token (`Authorization: Bearer`) authenticated this request
 
     @property
     def is_admin(self) -> bool:
         return self.user is not None and self.user.is_admin
 
 
+def _bearer_secret(header: str) -> str | None:
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    return secret if scheme.lower() == "bearer" and secret else None
+
+
 def viewer(request: Request, conn: Connection = Depends(conn)) -> Viewer:
-    """The member behind the session cookie. Reading it writes nothing (sessions expire by their date)."""
+    """Who is asking: one authority per request. A request that sends `Authorization` is judged by it alone,
+    cookies ignored: a valid `Bearer <token>` is the token's member (`by_token`: no CSRF token needed, as no
+    other site's page can set the header), anything else is Unauthorized (a 401 with
+    `WWW-Authenticate: Bearer` on every route, pages included). Without the header, the member behind the
+    session cookie, or nobody. Reading it writes nothing (sessions expire by their date)."""
     cached = getattr(request.state, "viewer", None)
     if cached is not None:
         return cached
-    token = request.cookies.get(security.SESSION_COOKIE)
-    user = accounts.session_user(conn, token, now(request)) if token else None
-    seen = Viewer(user, security.csrf_token(request), token if user else None)
+    header = request.headers.get(AUTHORIZATION)
+    if header is not None:
+        secret = _bearer_secret(header)
+        found = accounts.token_user(conn, secret) if secret else None
+        if found is None:
+            raise Unauthorized(
+                "Invalid or revoked API token."
+                if secret
+                else "The Authorization header must be `Bearer <token>` (an API token from /settings)."
+            )
+        seen = Viewer(found[0], security.csrf_token(request), None, by_token=True)
+    else:
+        token = request.cookies.get(security.SESSION_COOKIE)
+        user = accounts.session_user(conn, token, now(request)) if token else None
+        seen = Viewer(user, security.csrf_token(request), token if user else None)
     request.state.viewer = seen
     return seen
+
+
+async def require_csrf(request: Request, who: Viewer = Depends(viewer)) -> None:
+    """Router dependency: a state-changing request without the right CSRF token is refused before it runs.
+
+    Waived only for a request an API token authenticated (`who.by_token`: a bad `Authorization` never
+    gets here, `viewer` refused it) and, under /api/, for one with neither the header nor the session
+    cookie: it carries no one's authority (`api_member` answers 401)."""
+    if security.csrf_waived(request, by_token=who.by_token):
+        return
+    security.check_csrf(request, await security.sent_csrf_token(request))
 
 
 def member(who: Viewer = Depends(viewer)) -> User:
@@ -159,7 +202,7 @@ def pages(request: Request, seen: Viewer = Depends(viewer), conn: Connection = D
     return Pages(request.app.state.templates, seen, security.safe_next(here), conn)
 
 
-# Declares the scheme in OpenAPI (Swagger UI's "Authorize" button); api_member reads the header itself.
+# Declares the scheme in OpenAPI (Swagger UI's "Authorize" button); `viewer` reads the header itself.
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
@@ -167,33 +210,13 @@ bearer = HTTPBearer(
 )
 
 
-def api_member(
-    request: Request,
-    conn: Connection = Depends(conn),
-    _declared: object = Depends(bearer),
-    sent_csrf: str | None = Depends(security.sent_csrf_token),
-) -> User:
-    """The member an API request acts for. A valid `Authorization: Bearer <token>` names them. Without the
-    session cookie nothing else does: no token or a bad one is Unauthorized (a 401 with
-    `WWW-Authenticate: Bearer`). With the cookie and no valid token, the request is the browser's: a write
-    must carry the session's CSRF token (403 without, even beside a junk `Authorization` header), then a
-    bad token is still a 401, and without one the session's member acts."""
-    header = request.headers.get("authorization")
-    found = None
-    if header is not None:
-        scheme, _, secret = header.partition(" ")
-        found = accounts.token_user(conn, secret.strip()) if scheme.lower() == "bearer" else None
-        if found is not None:
-            return found[0]
-    if not request.cookies.get(security.SESSION_COOKIE):
-        if header is None:
-            raise Unauthorized("Send an API token: `Authorization: Bearer <token>` (make one on /settings).")
-        raise Unauthorized("Invalid or revoked API token.")
-    if request.method not in security.SAFE_METHODS:
-        security.check_csrf(request, sent_csrf)
-    if header is not None:
-        raise Unauthorized("Invalid or revoked API token.")
-    return member(viewer(request, conn))
+def api_member(who: Viewer = Depends(viewer), _declared: object = Depends(bearer)) -> User:
+    """The member an API request acts for: the token's (`Authorization: Bearer <token>`; a bad one is a 401
+    in `viewer`), else the signed-in browser's, whose writes `require_csrf` has checked. Nobody: a 401 with
+    `WWW-Authenticate: Bearer`."""
+    if who.user is None:
+        raise Unauthorized("Send an API token: `Authorization: Bearer <token>` (make one on /settings).")
+    return who.user
 
 
 def hasher(request: Request) -> PasswordHasher:

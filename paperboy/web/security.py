@@ -8,11 +8,11 @@ subscribe) from other sites is the browser's own word on where a request comes f
 `Sec-Fetch-Site` (or, without it, `Origin`) says comes from another site is refused, as Go's
 `net/http.CrossOriginProtection` does. Every POST / PUT / PATCH / DELETE under the protected routers must
 carry the token as the form field `csrf_token` or the header `X-CSRF-Token` (htmx sends it through
-`hx-headers` on <body>). Under /api/, a request without the session cookie carries no cookies' authority:
-it is judged by its API token alone (`deps.api_member`: none or a bad one is a 401 with
-`WWW-Authenticate: Bearer`) and needs no CSRF token; one with the cookie and a valid token acts for the token
-(a page of another site cannot set `Authorization`); one with the cookie and no valid token is a
-cookie-authenticated request and needs its CSRF token, whatever `Authorization` header it also sends.
+`hx-headers` on <body>). One authority per request (`deps.viewer`): a request that sends `Authorization`
+is judged by it alone, cookies ignored: a valid `Bearer <token>` acts for the token's member on any route
+and needs no CSRF token (a page of another site cannot set the header); any other value is a 401 with
+`WWW-Authenticate: Bearer`, whatever cookie and CSRF token come with it. Under /api/, a write with neither
+the header nor the session cookie carries no one's authority: `deps.api_member` answers 401.
 
 Rate limits use the `limits` package (moving windows, in this process's memory): the counts reset when the
 server restarts, which is acceptable for throttling guessers and floods on one server.
@@ -151,10 +151,6 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def has_bearer(request: Request) -> bool:
-    return request.headers.get("authorization", "").lower().startswith("bearer ")
-
-
 async def sent_csrf_token(request: Request) -> str | None:
     """The CSRF token the request carries: the `X-CSRF-Token` header, else a form's `csrf_token` field."""
     sent = request.headers.get(CSRF_HEADER)
@@ -167,17 +163,17 @@ async def sent_csrf_token(request: Request) -> str | None:
     return sent
 
 
-async def require_csrf(request: Request) -> None:
-    """Router dependency: a state-changing request without the right token is refused before it runs.
-
-    Under /api/, a request without the session cookie, or with an API token, is left to `deps.api_member`,
-    which answers 401 for a missing or bad token and checks the CSRF token itself when the request falls
-    back to its cookie."""
-    if request.method in SAFE_METHODS:
-        return
-    if is_api(request) and (not request.cookies.get(SESSION_COOKIE) or has_bearer(request)):
-        return
-    check_csrf(request, await sent_csrf_token(request))
+def csrf_waived(request: Request, *, by_token: bool) -> bool:
+    """Whether this request needs no CSRF token: a safe method; a request an API token authenticated
+    (`by_token`, decided by `deps.viewer`: no other site's page can set `Authorization`, and a request
+    that sends a bad one never gets this far); under /api/, a request with neither `Authorization` nor the
+    session cookie (it carries no one's authority: `deps.api_member` answers 401). The dependency that
+    applies it is `deps.require_csrf`, which knows who the request is."""
+    if request.method in SAFE_METHODS or by_token:
+        return True
+    return (
+        is_api(request) and "authorization" not in request.headers and not request.cookies.get(SESSION_COOKIE)
+    )
 
 
 def check_csrf(request: Request, sent: str | None) -> None:

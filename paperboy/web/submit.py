@@ -20,7 +20,7 @@ from paperboy.community import submit as ops
 from paperboy.db import write
 from paperboy.errors import AlreadySubmitted, FieldInvalid, InvalidInput, NotFound, SourceError
 from paperboy.models import Paper, User
-from paperboy.web import badges, deps, schemas, security
+from paperboy.web import badges, deps, schemas
 from paperboy.web.deps import Pages, Site
 from paperboy.web.pages import paper_path
 from paperboy.web.security import Limiter
@@ -28,9 +28,9 @@ from paperboy.web.security import Limiter
 router = APIRouter(
     default_response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[Depends(security.require_csrf)],
+    dependencies=[Depends(deps.require_csrf)],
 )
-api_router = APIRouter(prefix="/api", dependencies=[Depends(security.require_csrf)])
+api_router = APIRouter(prefix="/api", dependencies=[Depends(deps.require_csrf)])
 
 Fetch = Callable[[str], Paper | None]
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 router = APIRouter(
     default_response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[Depends(security.require_csrf)],
+    dependencies=[Depends(deps.require_csrf)],
 )
 # The only write without a CSRF token (tests/test_security.py lists it in EXEMPT): RFC 8058 one-click.
 oneclick_router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)

@@ -19,8 +19,8 @@ from paperboy.web import deps, schemas, security
 from paperboy.web.deps import Pages
 from paperboy.web.security import Limiter
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(security.require_csrf)])
-api_router = APIRouter(prefix="/api", dependencies=[Depends(security.require_csrf)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(deps.require_csrf)])
+api_router = APIRouter(prefix="/api", dependencies=[Depends(deps.require_csrf)])
 
 ArxivId = Annotated[str, Path(description="arXiv id, e.g. `2501.01234` or `hep-th/9901001`.")]
 
