@@ -53,6 +53,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -621,7 +622,7 @@ def mirror(base: str, reqs: list[Req], folder: Path) -> dict[str, str]:
     for req in reqs:
         if req.path in mapping:
             continue
-        name = hashlib.sha1(req.path.encode()).hexdigest()[:16] + ".html"
+        name = hashlib.sha1(req.path.encode(), usedforsecurity=False).hexdigest()[:16] + ".html"
         target = folder / name
         if not target.exists():
             with urllib.request.urlopen(base + req.path, timeout=60) as resp:
@@ -699,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rates and --duration must be positive")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` then stops the servers
     temp = args.workdir is None
-    workdir = Path(args.workdir or Path(os.environ.get("TMPDIR", "/tmp")) / f"paperboy-load-{os.getpid()}")
+    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / f"paperboy-load-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return _run(args, rates, workdir)

@@ -185,7 +185,8 @@ class OnnxEncoder:
                 if out is None:
                     out = np.empty((len(texts), v.shape[1]), dtype=np.float32)
                 out[idx] = v
-        assert out is not None
+        if out is None:
+            raise ValueError("no texts to encode")  # (callers return an empty array before asking)
         return out
 
 

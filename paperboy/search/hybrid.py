@@ -110,7 +110,7 @@ class Searcher:
             self.keyword.matching(text, outside, filters) if self.keyword is not None and outside else set()
         )
         if "vector" in modes:
-            assert self.vector is not None
+            assert self.vector is not None  # noqa: S101 ("vector" joins modes only with an index; for mypy)
             fusion = fuse_search(keyword_ids, vector_hits, worded, self.vector.__contains__)
             ranked, related = fusion.ranking, fusion.related
         else:

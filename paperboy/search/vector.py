@@ -321,7 +321,8 @@ class VectorIndex:
 
     def _id(self, key: Any) -> str:
         arxiv_id = self._ids[int(key)]
-        assert arxiv_id is not None, "usearch returned a deleted key"
+        if arxiv_id is None:
+            raise IndexUnusable("vector index: usearch returned a deleted key (rebuild the index)")
         return arxiv_id
 
     def _exact(self, q: np.ndarray, k: int, allowed: Callable[[str], bool]) -> list[tuple[str, float]]:
