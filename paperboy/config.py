@@ -60,6 +60,25 @@ class Settings(BaseSettings):
             "server with no caching proxy in front; see the Load section of docs/deploying.md."
         ),
     )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=1024**3,
+        description=(
+            "Largest request body `paperboy serve` takes, in bytes; a bigger one is refused (413) before "
+            "it is read or parsed. The largest any form or API call needs is a 10,000-character comment: "
+            "at most 120 kB."
+        ),
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description=(
+            "Addresses of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are "
+            "believed (comma-separated addresses or networks such as 127.0.0.1 or 10.0.0.0/8; * for any). "
+            "Empty: none, and a request comes from the address that connected. Set it only when the proxy "
+            "sets those headers (docs/deploying.md): sign-in and sign-up limits count per address."
+        ),
+    )
     base_url: str | None = Field(
         default=None,
         description=(
@@ -197,6 +216,27 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{v!r} is not a rate like '10 per 5 minutes' or '60/minute'") from exc
         return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        """As uvicorn reads it: addresses, networks written exactly (10.0.0.0/8, not 10.0.0.1/8), or `*`
+        alone; anything else uvicorn would silently take as a name no TCP peer ever has."""
+        import ipaddress
+
+        items = [item.strip() for item in v.split(",") if item.strip()]
+        if "*" in items and len(items) > 1:
+            raise ValueError("* (any address) stands alone, without other addresses")
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item) if "/" in item else ipaddress.ip_address(item)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (such as 127.0.0.1 or 10.0.0.0/8): {exc}"
+                ) from None
+        return ",".join(items)
 
     @field_validator("base_url")
     @classmethod

@@ -167,7 +167,15 @@ def rate_limits(settings: Settings) -> Any:
 @click.option("--host", help="Address to listen on (default: PAPERBOY_HOST or 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: PAPERBOY_PORT or 8000).")
 @click.option("--no-sync", is_flag=True, help="No network access: no start-up import, no scheduled ingest.")
-def serve(host: str | None, port: int | None, no_sync: bool) -> None:
+@click.option(
+    "--forwarded-allow-ips",
+    metavar="ADDRESSES",
+    help=(
+        "Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto to believe, comma-separated (default: "
+        "PAPERBOY_FORWARDED_ALLOW_IPS, else none: the connecting address is the client)."
+    ),
+)
+def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips: str | None) -> None:
     """Migrate the database, start the web app and print its URL.
 
     It takes its port before anything else: a port in use (or not allowed) ends it at once with a message
@@ -177,6 +185,9 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     --no-sync) it loads the bundled demo papers instead, so the first page is never empty. While it runs it
     ingests Hugging Face hourly on weekdays and each PAPERBOY_ARXIV_CATEGORIES category after arXiv's
     daily announcement, in this process.
+
+    Behind a reverse proxy, name it with --forwarded-allow-ips and have it set X-Forwarded-For and
+    X-Forwarded-Proto (docs/deploying.md); otherwise those headers are ignored, whoever sends them.
     """
     import logging
 
@@ -195,7 +206,7 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    overrides: dict[str, Any] = {"host": host, "port": port}
+    overrides: dict[str, Any] = {"host": host, "port": port, "forwarded_allow_ips": forwarded_allow_ips}
     if no_sync:
         overrides["sync"] = False
     # links in mail and feeds: PAPERBOY_BASE_URL, else the address this server listens on
@@ -225,6 +236,7 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
         rate_limits=rate_limits(settings),
         threads=settings.threads,
         page_cache_seconds=settings.page_cache_seconds,
+        max_body_bytes=settings.max_body_bytes,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,
             min_interval=settings.arxiv_min_interval,
@@ -248,14 +260,37 @@ def serve(host: str | None, port: int | None, no_sync: bool) -> None:
     if digests is not None:
         digests.start()
     try:
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
-        uvicorn.Server(config).run(sockets=[listening])
+        uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[listening])
     finally:
         if scheduler is not None:
             scheduler.stop()
         if digests is not None:
             digests.stop()
         worker.stop()
+
+
+def uvicorn_config(app: Any, settings: Settings) -> Any:
+    """How uvicorn serves the app. Proxy headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from
+    PAPERBOY_FORWARDED_ALLOW_IPS: uvicorn's own default trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS), so behind
+    a local proxy that does not set them anyone could name any address, and without one every visitor would
+    share the proxy's address and its sign-in quota. Its httptools parser takes a request head of any size:
+    `HeadLimitedHttpTools` stops at 64 KiB (431). uvicorn's other limits stay: 5 s for an idle keep-alive
+    connection, 64 KiB of unread body buffered per connection before it stops reading (bodies themselves:
+    PAPERBOY_MAX_BODY_BYTES, web/body_limit.py)."""
+    import uvicorn
+
+    from paperboy.web.head_limit import HeadLimitedHttpTools
+
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        http=HeadLimitedHttpTools,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or [],
+    )
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from paperboy import __version__, accounts
 from paperboy.db import BACKGROUND_CONNECTIONS
@@ -52,6 +53,7 @@ from paperboy.web import (
     subscriptions,
     votes,
 )
+from paperboy.web.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from paperboy.web.deps import Site
 from paperboy.web.page_cache import PageCache
 from paperboy.web.security import Limiter, RateLimits
@@ -94,6 +96,18 @@ def _referer_path(request: Request) -> str:
     return security.safe_next(path)
 
 
+class GuardedApp(FastAPI):
+    """FastAPI with two guards outside its whole middleware stack, Starlette's ServerErrorMiddleware included:
+    SecurityHeaders (so that a crash's 500 carries the headers too), then BodyLimit (so that a body over the
+    cap is refused before anything routes, authenticates or parses it)."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = BodyLimit(super().build_middleware_stack(), self.max_body_bytes)
+        return security.SecurityHeaders(inner, public_url=self.state.site.public_url)
+
+
 def request_slots(engine: Engine, threads: int) -> int:
     """How many requests may hold a connection at once: `threads`, or fewer when the engine's pool is smaller
     than `pool_size_for(threads)` (the background loops keep their share)."""
@@ -115,6 +129,7 @@ def create_app(
     fetch_paper: Callable[[str], Paper | None] | None = None,
     threads: int = 8,
     page_cache_seconds: float = 0.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
 
@@ -123,6 +138,7 @@ def create_app(
     `threads` is how many requests are worked on at once (the worker threads; each holds one connection, so
     the engine's pool must hold at least that many: `paperboy.db.pool_size_for`).
     `page_cache_seconds` > 0 keeps anonymous public answers in memory that long (`web/page_cache.py`).
+    `max_body_bytes`: the largest request body taken; bigger ones get 413 unread (`web/body_limit.py`).
     `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
     need a reload). `fetch_paper(arxiv_id)` looks a submitted paper up on arXiv; without it only papers
     already stored can be submitted.
@@ -135,7 +151,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
 
-    app = FastAPI(
+    app = GuardedApp(
         lifespan=lifespan,
         title="paperboy",
         version=__version__,
@@ -148,6 +164,7 @@ def create_app(
         default_response_class=security.SafeJSONResponse,
         redoc_url=None,
     )
+    app.max_body_bytes = max_body_bytes
     app.state.engine = engine
     app.state.db_slots = asyncio.Semaphore(request_slots(engine, threads))
     app.state.clock = clock
@@ -208,6 +225,16 @@ def create_app(
     def _other(request: Request, exc: PaperboyError) -> Response:
         return error_response(request, 500, str(exc))
 
+    @app.exception_handler(Exception)
+    def _crash(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware calls this, then re-raises: the traceback goes to the log, never
+        # into the answer.
+        response = error_response(
+            request, 500, "Something went wrong on this server; it has been logged. Try again in a moment."
+        )
+        response.headers["Cache-Control"] = "no-store"  # outside HttpCaching: say it here
+        return response
+
     @app.exception_handler(RequestValidationError)
     def _validation(request: Request, exc: RequestValidationError) -> Response:
         return error_response(request, 400, _validation_message(exc))
@@ -217,7 +244,9 @@ def create_app(
         message = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and message == "Not Found":
             message = f"nothing at {request.url.path}"
-        return error_response(request, exc.status_code, message)
+        response = error_response(request, exc.status_code, message)
+        response.headers.update(exc.headers or {})  # Allow on a 405, Connection: close on a 413
+        return response
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
@@ -229,7 +258,7 @@ def create_app(
         app.add_middleware(PageCache, seconds=page_cache_seconds)
     app.add_middleware(caching.HttpCaching)  # inside HeadAsGet: HEAD gets the GET's ETag and 304s
     app.add_middleware(security.HeadAsGet)
-    app.add_middleware(security.SecurityHeaders, public_url=app.state.site.public_url)
+    # SecurityHeaders and BodyLimit wrap all of these and ServerErrorMiddleware too: GuardedApp
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)  # /healthz, /readyz: no session, CSRF or rate limit
     # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments

@@ -74,26 +74,54 @@ def is_https(request: Request, public_url: str) -> bool:
     return request.url.scheme == "https" or public_url.startswith("https://")
 
 
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")  # one year; https sites only
+CRASH_BODY = b"Internal Server Error"
+
+
 class SecurityHeaders:
-    """Pure ASGI middleware: the headers above on every response."""
+    """Pure ASGI middleware: the headers above on every response, and HSTS when the public URL is https.
+
+    `create_app` puts it outside everything else, Starlette's ServerErrorMiddleware included, so that a
+    crash's 500 carries them too; should even that fail before a response started, it answers the 500 itself
+    (plain text, no traceback) and lets the exception go on to the server's log."""
 
     def __init__(self, app: ASGIApp, public_url: str) -> None:
         self.app = app
+        self.headers = SECURITY_HEADERS + ((HSTS,) if public_url.lower().startswith("https://") else ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-frame-options"]
                 names = {k.lower() for k, _ in headers}
-                headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in names)
+                headers.extend((k, v) for k, v in self.headers if k not in names)
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await send_with_headers(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(CRASH_BODY)).encode()),
+                            (b"cache-control", b"no-store"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": CRASH_BODY})
+            raise
 
 
 class HeadAsGet:
