@@ -98,7 +98,9 @@ def _why_not(engine: Engine, row: OutboxMessage) -> str | None:
         status = outbox.subscription_status(conn, row.subscription_id)
     if status is None:
         return "the subscription no longer exists"
-    allowed = ("active",) if row.kind == "digest" else ("pending", "active")
+    # A mail answering the subscribe form goes whatever the status: an address that left asks to come back
+    # (unsubscribing cancels the ones queued before it).
+    allowed = ("active",) if row.kind == "digest" else ("pending", "active", "unsubscribed")
     if status not in allowed:
         return f"the subscription is {status}"
     return None

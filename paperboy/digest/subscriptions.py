@@ -1,13 +1,16 @@
 """Subscribing to digests: double opt-in, preferences, saved searches, unsubscribing, and the signed links
 that every mail carries.
 
-- `subscribe` records a pending address (or finds the existing one) and puts a confirmation mail in the
-  outbox in the same transaction. The mail's link is a random single-use secret (only its SHA-256 is kept)
-  that expires after CONFIRM_DAYS; nothing but that mail goes to an unconfirmed address. At most
-  MAX_CONFIRMATIONS such mails per address per CONFIRM_WINDOW. What confirming adds (a saved search, linking
+- `subscribe` records a pending address (or finds the existing one) and puts one mail in the outbox in the
+  same transaction: a confirmation, or for an address that is subscribed already a link to its preferences.
+  Its link is a random single-use secret (only its SHA-256 is kept) that expires after CONFIRM_DAYS; nothing
+  but such mails goes to an unconfirmed address. At most MAX_CONFIRMATIONS of them per address per
+  CONFIRM_WINDOW, whatever they say. It does the same work and the web answers the same page whoever the
+  address is, so subscribing tells nobody who is subscribed. What confirming adds (a saved search, linking
   the member's account) travels in the confirmation's payload, so nobody adds anything to someone else's
   address without their click.
-- `confirm` applies a confirmation once; `unsubscribe` stops mail at once and cancels what is queued.
+- `confirm` applies a confirmation once; `unsubscribe` stops mail at once and cancels what is queued;
+  `resubscribe` undoes it from the same one-click link (which can do nothing else).
 - `manage_url`, `unsubscribe_url`, `feed_url` sign links with paperboy.signing; `subscription_for_token`
   checks one (and that the subscription's token_version still matches: "rotate my links" bumps it).
 """
@@ -27,14 +30,14 @@ from sqlalchemy.engine import Connection
 
 from paperboy import accounts, signing
 from paperboy.categories import check_categories
-from paperboy.errors import FieldInvalid, InvalidInput, RateLimited
+from paperboy.errors import FieldInvalid, InvalidInput
 from paperboy.mailer import ascii_host
 from paperboy.models import Subscription, User
 from paperboy.store import outbox as outbox_store
 from paperboy.store import subscriptions as store
 
 CONFIRM_DAYS = 7
-MAX_CONFIRMATIONS = 3  # confirmation mails per address ...
+MAX_CONFIRMATIONS = 3  # mails answering the subscribe form, per address ...
 CONFIRM_WINDOW = timedelta(hours=6)  # ... per this long
 LINK_DAYS = 90  # manage links, from when the mail is made; unsubscribe and feed links never expire
 MAX_TOPICS = 20
@@ -60,16 +63,16 @@ class Mailing:
     templates: Environment
 
 
-class AddressSuppressed(FieldInvalid):
-    """The address bounced hard (or was suppressed by hand): it gets no mail, not even a confirmation."""
-
-
 @dataclass(frozen=True)
 class Subscribed:
-    """What `subscribe` did: "sent" (a confirmation mail is queued) or "already" (nothing to confirm)."""
+    """What `subscribe` queued. `mail`: "subscribe" (confirm to start getting the digest), "topic" (confirm
+    adding a saved search to an active digest), "account" (confirm that the member's account manages it),
+    "already" (subscribed already: the link leads to the preferences), or None (nothing queued: the address
+    had its MAX_CONFIRMATIONS mails in CONFIRM_WINDOW, or is suppressed). Only the address's owner learns
+    which, from the mail; the web page never says."""
 
-    outcome: str
-    subscription: Subscription
+    mail: str | None
+    email: str
     topic: str | None = None
 
 
@@ -88,6 +91,7 @@ class Pending:
     topic: str | None
     categories: tuple[str, ...]
     links_account: bool
+    asks: str = "subscribe"  # subscribe | topic | account | already (nothing changes: on to the preferences)
 
 
 class PreferencesInvalid(FieldInvalid):
@@ -270,49 +274,44 @@ def subscribe(
     categories: Sequence[str] = (),
     user: User | None = None,
 ) -> Subscribed:
-    """Ask `email` to confirm (a new address, one that left, or a new saved search for an active one).
+    """Answer a subscribe request for `email` with one mail to it, whoever the address is.
 
-    FieldInvalid for a bad address, topic or category, or a suppressed address; RateLimited when the address
-    already got MAX_CONFIRMATIONS confirmation mails in CONFIRM_WINDOW. Either way nothing is stored.
+    The mail carries a single-use link (see Subscribed.mail for what it says). Every address is treated
+    alike: whatever its state the same statements run and a mail is rendered (only its words differ), and
+    the caller answers the same page, so neither the answer nor its timing tells whether the address is new,
+    pending, active, unsubscribed or suppressed. At most MAX_CONFIRMATIONS such mails go to one address per CONFIRM_WINDOW, whatever they
+    say; past that, and for a suppressed address, nothing is queued (and for a suppressed address nothing is
+    stored). FieldInvalid only for a bad address, topic or category (what was typed, never what is stored).
     """
     address = accounts.clean_email(email)
     wanted = clean_topic(topic) if topic is not None and topic.strip() else None
     cats = clean_categories(categories, "category") if wanted is not None else ()
-    if outbox_store.is_suppressed(conn, address):
-        raise AddressSuppressed(
-            "email",
-            "This address asked not to get mail from this hub (or its mail bounced), so we send it nothing. "
-            "Ask the hub's admin to lift that (`paperboy digest unsuppress EMAIL`).",
-        )
-    found = store.get_by_email(conn, address)
+    suppressed = outbox_store.is_suppressed(conn, address)
+    # the address's row, locked until the transaction ends so that two requests at once count one after the
+    # other (made pending when it is new: the unique address decides, in one statement)
+    subscription = store.claim_subscription(conn, email=address, now=now, create=not suppressed)
     links_account = user is not None and user.email.lower() == address
-    if found is not None and found.status == "active":
-        has_topic = wanted is None or any(t.query == wanted for t in found.topics)
-        linked = not links_account or (user is not None and found.user_id == user.id)
-        if has_topic and linked:
-            return Subscribed("already", found, wanted)
-        if not has_topic and len(found.topics) >= MAX_TOPICS:
-            raise FieldInvalid(
-                "topic", f"This subscription already has {MAX_TOPICS} topics: remove one in your preferences."
-            )
-    if found is not None:
-        sent = store.confirmations_sent_since(conn, found.id, now - CONFIRM_WINDOW)
-        if len(sent) >= MAX_CONFIRMATIONS:
-            retry = max(1, int((sent[-MAX_CONFIRMATIONS] + CONFIRM_WINDOW - now).total_seconds()))
-            raise RateLimited(
-                f"We already sent {MAX_CONFIRMATIONS} confirmation mails to this address in the last "
-                f"{int(CONFIRM_WINDOW.total_seconds() // 3600)} hours. Use the link in one of them (look in "
-                "your spam folder too), or try again later.",
-                retry,
-            )
-    subscription = found or store.insert_subscription(conn, email=address, now=now)
+    mail = _what_to_mail(subscription, wanted, user.id if links_account and user is not None else None)
     payload: dict[str, Any] = {}
     if wanted is not None:
         payload.update(topic=wanted, categories=list(cats))
     if links_account and user is not None:
         payload["user_id"] = user.id
+    sent = store.confirmations_sent_since(conn, subscription.id, now - CONFIRM_WINDOW) if subscription else []
     secret = secrets.token_urlsafe(32)
     expires = now + timedelta(days=CONFIRM_DAYS)
+    text, html, subject = _render_form_mail(
+        mailing,
+        mail,
+        email=address,
+        link=confirm_url(mailing.public_url, secret),
+        expires=expires,
+        topic=wanted,
+        categories=cats,
+        username=user.username if links_account and user is not None else None,
+    )
+    if subscription is None or suppressed or len(sent) >= MAX_CONFIRMATIONS:
+        return Subscribed(None, address, wanted)
     confirmation_id = store.insert_confirmation(
         conn,
         subscription_id=subscription.id,
@@ -321,61 +320,11 @@ def subscribe(
         expires_at=expires,
         payload=payload,
     )
-    _queue_confirmation_mail(
-        conn,
-        mailing,
-        subscription,
-        confirmation_id=confirmation_id,
-        link=confirm_url(mailing.public_url, secret),
-        expires=expires,
-        topic=wanted,
-        categories=cats,
-        username=user.username if links_account and user is not None else None,
-        now=now,
-    )
-    return Subscribed("sent", subscription, wanted)
-
-
-def _queue_confirmation_mail(
-    conn: Connection,
-    mailing: Mailing,
-    subscription: Subscription,
-    *,
-    confirmation_id: int,
-    link: str,
-    expires: datetime,
-    topic: str | None,
-    categories: Sequence[str],
-    username: str | None,
-    now: datetime,
-) -> None:
-    active = subscription.status == "active"
-    if topic is not None and active:
-        subject = f"Confirm: email me new papers about “{_short(topic)}” · {mailing.site_name}"
-    elif active:
-        subject = f"Confirm: manage your digest from your account · {mailing.site_name}"
-    else:
-        subject = f"Confirm your subscription to {mailing.site_name}"
-    context = {
-        "subject": subject,
-        "site": {"name": mailing.site_name},
-        "site_url": mailing.public_url.rstrip("/"),
-        "email": subscription.email,
-        "link": link,
-        "expires": expires,
-        "days": CONFIRM_DAYS,
-        "topic": topic,
-        "categories": list(categories),
-        "username": username,
-        "already_active": active,
-    }
-    text = mailing.templates.get_template("email/confirm.txt").render(**context)
-    html = mailing.templates.get_template("email/confirm.html").render(**context)
     host = ascii_host(urlsplit(mailing.public_url).hostname or "localhost")
     outbox_store.enqueue(
         conn,
         kind="confirm",
-        to_addr=subscription.email,
+        to_addr=address,
         subject=subject,
         text_body=text,
         html_body=html,
@@ -384,6 +333,58 @@ def _queue_confirmation_mail(
         now=now,
         subscription_id=subscription.id,
     )
+    return Subscribed(mail, address, wanted)
+
+
+def _what_to_mail(subscription: Subscription | None, topic: str | None, member_id: int | None) -> str:
+    """What the mail answering a subscribe request asks (see Subscribed.mail), and so its link's page."""
+    if subscription is None or subscription.status != "active":
+        return "subscribe"
+    if topic is not None and all(t.query != topic for t in subscription.topics):
+        return "topic"
+    if member_id is not None and subscription.user_id != member_id:
+        return "account"
+    return "already"
+
+
+def _render_form_mail(
+    mailing: Mailing,
+    mail: str,
+    *,
+    email: str,
+    link: str,
+    expires: datetime,
+    topic: str | None,
+    categories: Sequence[str],
+    username: str | None,
+) -> tuple[str, str, str]:
+    """The text, the HTML and the subject of the mail answering a subscribe request."""
+    if mail == "topic" and topic is not None:
+        subject = f"Confirm: email me new papers about “{_short(topic)}” · {mailing.site_name}"
+    elif mail == "account":
+        subject = f"Confirm: manage your digest from your account · {mailing.site_name}"
+    elif mail == "already":
+        subject = f"You are subscribed to {mailing.site_name} already: your preferences"
+    else:
+        subject = f"Confirm your subscription to {mailing.site_name}"
+    context = {
+        "subject": subject,
+        "mail": mail,
+        "site": {"name": mailing.site_name},
+        "site_url": mailing.public_url.rstrip("/"),
+        "email": email,
+        "link": link,
+        "expires": expires,
+        "days": CONFIRM_DAYS,
+        "topic": topic,
+        "categories": list(categories),
+        "username": username,
+        "max_per_window": MAX_CONFIRMATIONS,
+        "window_hours": int(CONFIRM_WINDOW.total_seconds() // 3600),
+    }
+    text = mailing.templates.get_template("email/confirm.txt").render(**context)
+    html = mailing.templates.get_template("email/confirm.html").render(**context)
+    return text, html, subject
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -421,7 +422,10 @@ def pending_confirmation(conn: Connection, token: str, now: datetime) -> Pending
     if subscription is None:  # pragma: no cover - confirmations go with their subscription (cascade)
         raise InvalidInput("This confirmation link is for a subscription that no longer exists.")
     topic, cats = _payload_topic(found.payload)
-    return Pending(subscription, topic, cats, isinstance(found.payload.get("user_id"), int))
+    member_id = found.payload.get("user_id")
+    member_id = member_id if isinstance(member_id, int) else None
+    asks = _what_to_mail(subscription, topic, member_id)
+    return Pending(subscription, topic, cats, member_id is not None, asks)
 
 
 def confirm(conn: Connection, token: str, now: datetime) -> Confirmed:
@@ -466,6 +470,19 @@ def resume(conn: Connection, subscription: Subscription, now: datetime) -> Subsc
     if outbox_store.is_suppressed(conn, subscription.email):
         raise InvalidInput("This address asked not to get mail from this hub, so we send it nothing.")
     if subscription.status == "unsubscribed":
+        store.set_status(conn, subscription.id, "active", now)
+    fresh = store.get(conn, subscription.id)
+    assert fresh is not None
+    return fresh
+
+
+def resubscribe(conn: Connection, subscription: Subscription, now: datetime) -> Subscription:
+    """Undo an unsubscribe from the one-click link that did it: a confirmed address that left is active
+    again. Nothing else changes (a pending or active subscription stays as it is). InvalidInput when the
+    address is suppressed."""
+    if outbox_store.is_suppressed(conn, subscription.email):
+        raise InvalidInput("This address asked not to get mail from this hub, so we send it nothing.")
+    if subscription.status == "unsubscribed" and subscription.confirmed_at is not None:
         store.set_status(conn, subscription.id, "active", now)
     fresh = store.get(conn, subscription.id)
     assert fresh is not None

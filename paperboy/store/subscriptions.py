@@ -110,10 +110,9 @@ def active_subscriptions(conn: Connection) -> list[Subscription]:
     return [_subscription(r, found[r["id"]]) for r in rows]
 
 
-def insert_subscription(conn: Connection, *, email: str, now: datetime) -> Subscription:
-    """A new pending subscription with the default preferences, or the address's subscription when it has one
-    already (made a moment ago by the same form sent twice: the unique address decides, in one statement)."""
-    row = {
+def _new_row(email: str, now: datetime) -> dict[str, Any]:
+    """A new pending subscription with the default preferences."""
+    return {
         "email": email,
         "status": "pending",
         "created_at": now,
@@ -122,10 +121,31 @@ def insert_subscription(conn: Connection, *, email: str, now: datetime) -> Subsc
         "exclude": [],
     }
 
-    dialect.insert_ignore(conn, subscriptions, row, ["email"])
+
+def insert_subscription(conn: Connection, *, email: str, now: datetime) -> Subscription:
+    """A new pending subscription with the default preferences, or the address's subscription when it has one
+    already (made a moment ago by the same form sent twice: the unique address decides, in one statement)."""
+    dialect.insert_ignore(conn, subscriptions, _new_row(email, now), ["email"])
     made = get_by_email(conn, email)
     assert made is not None
     return made
+
+
+def claim_subscription(conn: Connection, *, email: str, now: datetime, create: bool) -> Subscription | None:
+    """The address's subscription, its row locked until the transaction ends (PostgreSQL; SQLite's write lock
+    does that), so that what one request counts and writes for the address another sees whole. `create`:
+    insert it first as a new pending subscription when there is none (an insert the unique address ignores
+    when there is one: the same statements either way); else None when there is none."""
+    if create:
+        dialect.insert_ignore(conn, subscriptions, _new_row(email, now), ["email"])
+    row = (
+        conn.execute(sa.select(subscriptions).where(subscriptions.c.email == email).with_for_update())
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return _subscription(row, topics_of(conn, [row["id"]])[row["id"]])
 
 
 def set_status(conn: Connection, subscription_id: int, status: str, now: datetime) -> None:

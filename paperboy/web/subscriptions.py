@@ -137,7 +137,8 @@ def subscribe(
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
 ) -> Response:
-    """Send a confirmation mail (nothing else goes to an address until its link is clicked)."""
+    """Answer with one mail to the address (a confirmation, or its preferences link when it is subscribed
+    already; at most 3 per address per 6 hours) and one page that is the same whoever the address is."""
     limiter.hit("subscribe", ["ip:" + security.client_ip(request)])
     target = security.safe_next(next)
     try:
@@ -151,38 +152,24 @@ def subscribe(
                 user=who.user,
                 now=now,
             )
-    except subs.AddressSuppressed:
-        # No mail goes to this address; the page reads as for any other, so it tells nobody that the
-        # address bounced or who is on the list.
-        return _page(
-            templates,
-            "pages/subscribe.html",
-            site,
-            now,
-            title="Check your inbox",
-            state="sent",
-            email=email.strip().lower()[:254],
-            topic=topic.strip() or None,
-            days=subs.CONFIRM_DAYS,
-            next=target,
-            form={},
-            errors={},
-        )
-    except FieldInvalid as exc:
+    except FieldInvalid as exc:  # what was typed is wrong, whoever the address is
         form = {"email": email[:254], "topic": topic[:200], "category": category[:200], "next": target}
         return _subscribe_form(templates, site, now, form=form, errors={exc.field: str(exc)}, status=400)
-    if done.outcome == "sent":  # committed: a confirmation mail waits in the outbox
-        mail_queued(request)
+    # Woken whether or not a mail was queued (the sender finds nothing then): the request does the same work
+    # and answers the same page for every address, so neither tells who is subscribed.
+    mail_queued(request)
     return _page(
         templates,
         "pages/subscribe.html",
         site,
         now,
-        title="Check your inbox",  # whatever the outcome: the page never tells who is subscribed
-        state=done.outcome,
-        email=done.subscription.email,
+        title="Check your inbox",
+        state="sent",
+        email=done.email,
         topic=done.topic,
         days=subs.CONFIRM_DAYS,
+        max_mails=subs.MAX_CONFIRMATIONS,
+        window_hours=int(subs.CONFIRM_WINDOW.total_seconds() // 3600),
         next=target,
         form={},
         errors={},
@@ -237,6 +224,28 @@ def confirm(
 
 
 # --- unsubscribing (RFC 8058) -------------------------------------------------------------------------------
+# The one-click link travels in headers (List-Unsubscribe) and in forwarded mail, so it does one thing:
+# unsubscribe, and undo that. Its pages show neither the address, nor the preferences, nor a manage link; its
+# token is signed for the purpose "unsubscribe" and no other route takes it.
+
+
+def _unsubscribe_page(
+    templates: Pages, site: Site, now: datetime, t: str, *, state: str, found: Subscription
+) -> HTMLResponse:
+    query = urlencode({"t": t})
+    return _page(
+        templates,
+        "pages/unsubscribe.html",
+        site,
+        now,
+        title={"ask": "Unsubscribe", "done": "Unsubscribed", "back": "Subscribed again"}[state],
+        state=state,
+        unsubscribed=found.status == "unsubscribed",
+        active=found.status == "active",
+        can_resubscribe=found.status == "unsubscribed" and found.confirmed_at is not None,
+        action="/unsubscribe?" + query,
+        resubscribe_action="/unsubscribe/resubscribe?" + query,
+    )
 
 
 @oneclick_router.get("/unsubscribe")
@@ -251,16 +260,7 @@ def unsubscribe_page(
     """What a person clicking the link sees: a button that unsubscribes. Opening the link changes nothing
     (mail scanners open links too)."""
     found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
-    return _page(
-        templates,
-        "pages/unsubscribe.html",
-        site,
-        now,
-        title="Unsubscribe",
-        state="ask",
-        subscription=found,
-        action="/unsubscribe?" + urlencode({"t": t}),
-    )
+    return _unsubscribe_page(templates, site, now, t, state="ask", found=found)
 
 
 @oneclick_router.post("/unsubscribe")
@@ -273,20 +273,27 @@ def unsubscribe(
     key: bytes = Depends(secret_key),
 ) -> Response:
     """One click: the body `List-Unsubscribe=One-Click` from a mail client (or the page's button), no cookies,
-    no CSRF token. Unsubscribed at once; queued mail is cancelled."""
+    no CSRF token. Unsubscribed at once; queued mail is cancelled. The page offers to undo it."""
     with write(conn):
         found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
         done = subs.unsubscribe(conn, found, now)
-    return _page(
-        templates,
-        "pages/unsubscribe.html",
-        site,
-        now,
-        title="Unsubscribed",
-        state="done",
-        subscription=done,
-        manage=_path(subs.manage_url(site.public_url, key, done, now)),
-    )
+    return _unsubscribe_page(templates, site, now, t, state="done", found=done)
+
+
+@router.post("/unsubscribe/resubscribe")
+def resubscribe(
+    t: str = Token,
+    conn: Connection = Depends(deps.conn),
+    templates: Pages = Depends(deps.pages),
+    site: Site = Depends(deps.site),
+    now: datetime = Depends(deps.now),
+    key: bytes = Depends(secret_key),
+) -> Response:
+    """Undo the unsubscribe with the same link (the button on the unsubscribed page, with its CSRF token)."""
+    with write(conn):
+        found = subs.subscription_for_token(conn, key, "unsubscribe", t, now)
+        back = subs.resubscribe(conn, found, now)
+    return _unsubscribe_page(templates, site, now, t, state="back", found=back)
 
 
 # --- preferences --------------------------------------------------------------------------------------------
