@@ -204,6 +204,8 @@ class Comment:
     deleted_at: datetime | None = None
     hidden_at: datetime | None = None
     author_fullname: str | None = None
+    body_html: str | None = None  # `body` rendered and sanitised when written; None for rows from before that
+    html_version: int | None = None  # the renderer that made `body_html` (paperboy.markdown.VERSION)
 
     @property
     def visible(self) -> bool:

@@ -1,5 +1,5 @@
 """What `paperboy serve` does around the web app: the first-start import, the sync schedule, the digest
-loop and the index worker.
+loop, the index worker, and storing the HTML of comments that lack it.
 
 An entry-point helper (like cli): it reads Settings and builds the clients the jobs need. Every background
 loop here survives any exception (logged, backed off, retried) and reports its last success, last error and
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from paperboy import jobs
+from paperboy.community import comments
 from paperboy.config import Settings, normalize_base_url, url_host
 from paperboy.errors import EmbeddingUnavailable, PaperboyError
 from paperboy.scheduler import (
@@ -78,6 +79,39 @@ def first_start(
     result = jobs.load_demo(engine, now)
     echo(f"loaded {result.counts.inserted} bundled demo papers (run `paperboy ingest …` for real data)")
     return "demo"
+
+
+def render_stale_comments(engine: Engine, batch: int = 200) -> int:
+    """Render and store the HTML of every comment that has none, or an older renderer's: rows written before
+    migration 0011, or before an upgrade that raised `paperboy.markdown.VERSION`. Batch by batch, each in its
+    own transaction; how many comments it looked at (0 once all are current)."""
+    done, after = 0, 0
+    while True:
+        with engine.begin() as conn:
+            ids = comments.rerender_stale(conn, after, batch)
+        if not ids:
+            return done
+        done += len(ids)
+        after = ids[-1]
+
+
+def start_comment_html(engine: Engine) -> threading.Thread:
+    """`render_stale_comments` in a background thread, once per start: the server answers meanwhile (a view
+    renders a comment whose HTML is not stored yet, and stores nothing). A failure is logged; the next start
+    tries again."""
+
+    def run() -> None:
+        try:
+            count = render_stale_comments(engine)
+        except Exception:  # the server goes on: views render these comments until the next start
+            log.exception("could not store the HTML of older comments")
+            return
+        if count:
+            log.info("stored the HTML of %d comments rendered again", count)
+
+    thread = threading.Thread(target=run, name="comment-html", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_scheduler(

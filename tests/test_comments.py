@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from webhub import NOW, OLD, A, B
 
-from paperboy import accounts
+from paperboy import accounts, serve
 from paperboy.community import comments as community
 from paperboy.db.schema import comments as comments_table
 from paperboy.errors import FieldInvalid, Forbidden, NotFound
-from paperboy.markdown import to_html
+from paperboy.markdown import VERSION, to_html
 from paperboy.models import User
 from paperboy.store import comments as store
 from paperboy.store import users as users_store
@@ -293,6 +293,109 @@ def test_deleted_account_leaves_deleted_comments(sqlite_engine: Engine) -> None:
         users_store.delete_user(conn, bob.id, NOW)
         item = community.thread(conn, A, cy).items[0]
         assert item.state == "deleted" and item.username is None and len(item.replies) == 1
+    gone = next(r for r in rows(sqlite_engine) if r["id"] == top.id)
+    assert (gone["body"], gone["body_html"], gone["html_version"]) == ("", None, None)
+
+
+# --- HTML rendered once, when written -----------------------------------------------------------------------
+
+
+def _set_html(engine: Engine, comment: int, html: str | None, version: int | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(comments_table)
+            .where(comments_table.c.id == comment)
+            .values(body_html=html, html_version=version)
+        )
+
+
+def _stored(engine: Engine, comment: int) -> tuple[str | None, int | None]:
+    row = next(r for r in rows(engine) if r["id"] == comment)
+    return row["body_html"], row["html_version"]
+
+
+def test_html_is_rendered_when_written_and_read_as_stored(engine: Engine) -> None:
+    _admin, bob, cy = _users(engine)
+    body = "Nice *result*: $a_1*b_2$"
+    with engine.begin() as conn:
+        made = community.post(conn, bob, A, body, NOW)
+    assert _stored(engine, made.id) == (to_html(body), VERSION)
+    assert "<em>result</em>: $a_1*b_2$" in to_html(body)
+    with engine.begin() as conn:
+        community.edit(conn, bob, made.id, "now **bold**", NOW + timedelta(minutes=1))
+    bold = "<p>now <strong>bold</strong></p>\n"
+    assert _stored(engine, made.id) == (bold, VERSION)  # an edit renders again
+
+    # a view shows what is stored (it does not render again) ...
+    _set_html(engine, made.id, "<p>as stored</p>\n", VERSION)
+    with engine.connect() as conn:
+        assert community.thread(conn, A, cy).items[0].html == "<p>as stored</p>\n"
+    # ... unless the row has no HTML yet, or a renderer other than this one made it: then it renders the
+    # text, and stores nothing (showing a comment changes nothing)
+    for html, version in ((None, None), ("<p>old</p>\n", VERSION - 1), ("<p>newer</p>\n", VERSION + 1)):
+        _set_html(engine, made.id, html, version)
+        with engine.connect() as conn:
+            assert community.thread(conn, A, cy).items[0].html == bold
+        assert _stored(engine, made.id) == (html, version)
+
+    # rerender_stale stores the rows that lack HTML or have an older one, in batches by id; never a newer one
+    with engine.begin() as conn:
+        other = community.post(conn, cy, A, "second", NOW + timedelta(seconds=1))
+    _set_html(engine, made.id, None, None)
+    _set_html(engine, other.id, "<p>old</p>\n", VERSION - 1)
+    with engine.begin() as conn:
+        assert community.rerender_stale(conn, limit=1) == [made.id]
+        assert community.rerender_stale(conn, made.id, limit=1) == [other.id]
+        assert community.rerender_stale(conn, other.id) == []
+        assert community.rerender_stale(conn) == []  # nothing left
+    assert _stored(engine, made.id) == (bold, VERSION)
+    assert _stored(engine, other.id) == ("<p>second</p>\n", VERSION)
+    _set_html(engine, other.id, "<p>newer</p>\n", VERSION + 1)
+    with engine.begin() as conn:
+        assert community.rerender_stale(conn) == []
+        # a rendering of a text that was edited since it was read is not stored
+        _set_html(engine, made.id, None, None)
+        assert not store.store_html(conn, made.id, "an older text", "<p>an older text</p>\n", VERSION)
+    assert _stored(engine, other.id) == ("<p>newer</p>\n", VERSION + 1)
+    assert _stored(engine, made.id) == (None, None)
+
+    # deleting a comment removes its HTML with its text; deleted rows are not rendered again
+    with engine.begin() as conn:
+        community.delete(conn, cy, other.id, NOW)
+        assert community.rerender_stale(conn) == [made.id]
+    assert _stored(engine, other.id) == (None, None)
+
+
+def test_serve_stores_the_html_older_rows_lack(engine: Engine) -> None:
+    """`paperboy serve` starts `start_comment_html`: each comment without current HTML gets it, in batches."""
+    _admin, bob, _cy = _users(engine)
+    with engine.begin() as conn:
+        made = [community.post(conn, bob, A, f"number *{i}*", NOW + timedelta(seconds=i)) for i in range(5)]
+    for c in made[:4]:
+        _set_html(engine, c.id, None if c.id % 2 else "<p>old</p>\n", None if c.id % 2 else VERSION - 1)
+    assert serve.render_stale_comments(engine, batch=3) == 4
+    assert serve.render_stale_comments(engine) == 0
+    for i, c in enumerate(made):
+        assert _stored(engine, c.id) == (f"<p>number <em>{i}</em></p>\n", VERSION)
+    _set_html(engine, made[0].id, None, None)
+    serve.start_comment_html(engine).join(timeout=30)
+    assert _stored(engine, made[0].id) == ("<p>number <em>0</em></p>\n", VERSION)
+
+
+def test_rows_without_html_show_on_the_page_and_in_json(sqlite_engine: Engine) -> None:
+    """Comments written before HTML was stored (migration 0011 leaves them NULL) read as before, and a view
+    does not fill them in."""
+    c = member(sqlite_engine, "ada")
+    body = "Older *text* with $x_1*y_1$ and <b>tags</b>"
+    cid = comment_id(post(c, B, body))
+    assert _stored(sqlite_engine, cid) == (to_html(body), VERSION)
+    _set_html(sqlite_engine, cid, None, None)
+    expected = "<p>Older <em>text</em> with $x_1*y_1$ and &lt;b&gt;tags&lt;/b&gt;</p>\n"
+    assert to_html(body) == expected
+    assert expected.strip() in discussion(c.get(f"/papers/{B}").text)
+    [item] = c.get(f"/api/papers/{B}/comments").json()["comments"]
+    assert item["html"] == expected
+    assert _stored(sqlite_engine, cid) == (None, None)
 
 
 # --- the paper page and its forms ---------------------------------------------------------------------------

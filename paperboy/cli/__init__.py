@@ -200,6 +200,7 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
         first_start,
         secret_key,
         serving_settings,
+        start_comment_html,
     )
     from paperboy.web.app import create_app
     from paperboy.web.deps import Site
@@ -217,6 +218,7 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
     # The first-start import is a quick probe: an offline machine gets the demo set in seconds, not minutes.
     with PoliteClient(retries=1, backoff=0.5, timeout=min(10.0, settings.http_timeout)) as probe:
         first_start(engine, settings, utcnow, probe, echo=lambda m: click.echo(m, err=True))
+    start_comment_html(engine)  # comments stored before their HTML was, or by an older renderer
     from paperboy.scheduler import StatusBoard
 
     board = StatusBoard(engine, utcnow)  # every loop's last success, last error and backlog (/readyz)

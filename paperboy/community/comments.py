@@ -12,6 +12,9 @@ Rules, in one place:
   disappears otherwise; a hidden one shows, to everyone but admins, as "[hidden by a moderator]" under the
   same condition. Admins see hidden comments in full, marked. Deleted and hidden replies are left out
   (admins see hidden ones, marked).
+- A body is rendered to sanitised HTML once, when it is written, and stored with the renderer's version
+  (`paperboy.markdown.VERSION`); views show the stored HTML. A row without it, or rendered by an older
+  version, is rendered on the fly when shown (a view never writes) until `rerender_stale` stores it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Literal
 
 from sqlalchemy.engine import Connection
 
+from paperboy import markdown
 from paperboy.errors import FieldInvalid, Forbidden, NotFound
 from paperboy.models import Comment, User
 from paperboy.store import comments as store
@@ -66,6 +70,11 @@ class ThreadItem:
     def body(self) -> str:
         return "" if self.placeholder else self.comment.body
 
+    @property
+    def html(self) -> str:
+        """The body as sanitised HTML ("" for placeholders)."""
+        return "" if self.placeholder else html_of(self.comment)
+
 
 @dataclass(frozen=True)
 class Thread:
@@ -84,6 +93,14 @@ def clean_body(body: str) -> str:
             "body", f"A comment can be at most {MAX_BODY:,} characters (this one has {len(text):,})."
         )
     return text
+
+
+def html_of(c: Comment) -> str:
+    """A comment's sanitised HTML: the stored rendering when the current renderer made it, else rendered now
+    (and not stored: showing a comment changes nothing)."""
+    if c.body_html is not None and c.html_version == markdown.VERSION:
+        return c.body_html
+    return markdown.to_html(c.body) if c.body else ""
 
 
 def _state(c: Comment) -> State:
@@ -119,7 +136,14 @@ def post(
         raise NotFound(f"paper {arxiv_id} is not in this hub")
     parent = _reply_target(conn, arxiv_id, parent_id) if parent_id is not None else None
     return store.insert_comment(
-        conn, arxiv_id=arxiv_id, user_id=user.id, parent_id=parent, body=text, now=now
+        conn,
+        arxiv_id=arxiv_id,
+        user_id=user.id,
+        parent_id=parent,
+        body=text,
+        html=markdown.to_html(text),
+        html_version=markdown.VERSION,
+        now=now,
     )
 
 
@@ -144,7 +168,7 @@ def edit(conn: Connection, user: User, comment_id: int, body: str, now: datetime
         raise Forbidden("A moderator hid this comment; it can no longer be edited.")
     text = clean_body(body)
     if text != found.body:
-        store.update_body(conn, comment_id, text, now)
+        store.update_body(conn, comment_id, text, markdown.to_html(text), markdown.VERSION, now)
     return _existing(conn, comment_id)
 
 
@@ -212,6 +236,16 @@ def build_thread(arxiv_id: str, comments: list[Comment], viewer: User | None) ->
 def thread(conn: Connection, arxiv_id: str, viewer: User | None) -> Thread:
     """A paper's thread as `viewer` sees it (for the paper page and its JSON twin)."""
     return build_thread(arxiv_id, store.thread_comments(conn, arxiv_id), viewer)
+
+
+def rerender_stale(conn: Connection, after_id: int = 0, limit: int = 200) -> list[int]:
+    """Render and store up to `limit` comments whose HTML is missing or older than the renderer, by id after
+    `after_id`; the ids it looked at, in order (pass the last one back for the next batch; none: all done). A
+    comment edited meanwhile keeps the HTML its edit stored."""
+    rows = store.stale_html(conn, markdown.VERSION, after_id, limit)
+    for comment_id, body in rows:
+        store.store_html(conn, comment_id, body, markdown.to_html(body) if body else "", markdown.VERSION)
+    return [comment_id for comment_id, _ in rows]
 
 
 def recent(conn: Connection, limit: int = 50) -> list[Comment]:

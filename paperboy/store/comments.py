@@ -1,5 +1,6 @@
 """The comments table: a paper's thread, edits, soft deletion and moderation. Bodies are stored as written
-(Markdown); rendering and sanitising happen on display (`paperboy.markdown`)."""
+(Markdown) beside their sanitised HTML, rendered when written (`paperboy.markdown`) with the renderer's
+version, so that a view reads the HTML instead of rendering it again."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ _COLUMNS = (
     users.c.fullname,
     comments.c.parent_id,
     comments.c.body,
+    comments.c.body_html,
+    comments.c.html_version,
     comments.c.created_at,
     comments.c.edited_at,
     comments.c.deleted_at,
@@ -44,16 +47,34 @@ def _comment(row: RowMapping) -> Comment:
         deleted_at=row["deleted_at"],
         hidden_at=row["hidden_at"],
         author_fullname=row["fullname"],
+        body_html=row["body_html"],
+        html_version=row["html_version"],
     )
 
 
 def insert_comment(
-    conn: Connection, *, arxiv_id: str, user_id: int, parent_id: int | None, body: str, now: datetime
+    conn: Connection,
+    *,
+    arxiv_id: str,
+    user_id: int,
+    parent_id: int | None,
+    body: str,
+    html: str,
+    html_version: int,
+    now: datetime,
 ) -> Comment:
-    """A new comment (the caller has checked the paper, the parent and the body)."""
+    """A new comment (the caller has checked the paper, the parent and the body, and rendered it)."""
     comment_id = conn.execute(
         sa.insert(comments)
-        .values(arxiv_id=arxiv_id, user_id=user_id, parent_id=parent_id, body=body, created_at=now)
+        .values(
+            arxiv_id=arxiv_id,
+            user_id=user_id,
+            parent_id=parent_id,
+            body=body,
+            body_html=html,
+            html_version=html_version,
+            created_at=now,
+        )
         .returning(comments.c.id)
     ).scalar_one()
     found = get_comment(conn, comment_id)
@@ -77,17 +98,54 @@ def has_replies(conn: Connection, comment_id: int) -> bool:
     return conn.execute(stmt).first() is not None
 
 
-def update_body(conn: Connection, comment_id: int, body: str, now: datetime) -> None:
-    """A new text for a comment; `edited_at` says when."""
-    conn.execute(sa.update(comments).where(comments.c.id == comment_id).values(body=body, edited_at=now))
+def update_body(
+    conn: Connection, comment_id: int, body: str, html: str, html_version: int, now: datetime
+) -> None:
+    """A new text for a comment, with its HTML; `edited_at` says when."""
+    conn.execute(
+        sa.update(comments)
+        .where(comments.c.id == comment_id)
+        .values(body=body, body_html=html, html_version=html_version, edited_at=now)
+    )
+
+
+def stale_html(conn: Connection, version: int, after_id: int, limit: int) -> list[tuple[int, str]]:
+    """(id, body) of comments whose HTML is missing or from a renderer older than `version`, by id from
+    `after_id` on (deleted ones have nothing to show)."""
+    stmt = (
+        sa.select(comments.c.id, comments.c.body)
+        .where(
+            comments.c.id > after_id,
+            comments.c.deleted_at.is_(None),
+            sa.or_(comments.c.html_version.is_(None), comments.c.html_version < version),
+        )
+        .order_by(comments.c.id)
+        .limit(limit)
+    )
+    return [(row.id, row.body) for row in conn.execute(stmt)]
+
+
+def store_html(conn: Connection, comment_id: int, body: str, html: str, html_version: int) -> bool:
+    """Store the HTML rendered from `body`, unless the text changed since it was read or a newer renderer
+    has stored its own; False then."""
+    result = conn.execute(
+        sa.update(comments)
+        .where(
+            comments.c.id == comment_id,
+            comments.c.body == body,
+            sa.or_(comments.c.html_version.is_(None), comments.c.html_version < html_version),
+        )
+        .values(body_html=html, html_version=html_version)
+    )
+    return bool(result.rowcount)
 
 
 def soft_delete(conn: Connection, comment_id: int, now: datetime) -> None:
-    """Deleted by its author: the text goes, the row stays (its replies keep their place)."""
+    """Deleted by its author: the text goes (and its HTML), the row stays (its replies keep their place)."""
     conn.execute(
         sa.update(comments)
         .where(comments.c.id == comment_id, comments.c.deleted_at.is_(None))
-        .values(body="", deleted_at=now)
+        .values(body="", body_html=None, html_version=None, deleted_at=now)
     )
 
 

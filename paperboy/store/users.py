@@ -114,7 +114,13 @@ def delete_user(conn: Connection, user_id: int, now: datetime) -> None:
     conn.execute(
         sa.update(comments)
         .where(comments.c.user_id == user_id)
-        .values(body="", deleted_at=sa.func.coalesce(comments.c.deleted_at, now), user_id=None)
+        .values(
+            body="",
+            body_html=None,
+            html_version=None,
+            deleted_at=sa.func.coalesce(comments.c.deleted_at, now),
+            user_id=None,
+        )
     )
     for table in (sessions, api_tokens, votes, claims):
         conn.execute(sa.delete(table).where(table.c.user_id == user_id))

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from paperboy import markdown
 from paperboy.community import comments
 from paperboy.db import write
 from paperboy.models import User
@@ -122,7 +121,7 @@ def comment_model(item: comments.ThreadItem) -> CommentModel:
         status=item.state,
         author=author,
         body=item.body,
-        html=markdown.to_html(item.body) if item.body else "",
+        html=item.html,
         createdAt=item.comment.created_at,
         editedAt=item.comment.edited_at if not item.placeholder else None,
         replies=[comment_model(r) for r in item.replies],
