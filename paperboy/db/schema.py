@@ -226,8 +226,9 @@ comments = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     sa.Column("parent_id", sa.Integer, sa.ForeignKey("comments.id", ondelete="CASCADE"), nullable=True),
     sa.Column("body", sa.Text, nullable=False),  # Markdown as written
-    # rendered and sanitised once, when written (migration 0011); NULL or an older renderer's
-    # version (paperboy.markdown.VERSION) is rendered again on the next view and stored
+    # rendered and sanitised once, when written (migration 0011); NULL or another renderer's
+    # version (paperboy.markdown.VERSION) is rendered when shown (a view stores nothing) and stored
+    # by `paperboy serve` at start (serve.start_comment_html)
     sa.Column("body_html", sa.Text, nullable=True),
     sa.Column("html_version", sa.Integer, nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
