@@ -20,6 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# `limits` storages that count moving windows and take negative increments (memcached does neither)
+RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -190,7 +193,29 @@ class Settings(BaseSettings):
     )
     rate_signin: str = Field(
         default="10 per 5 minutes",
-        description="Sign-in attempts allowed per account and per address (a `limits` string), then 429.",
+        description=(
+            "Sign-in attempts allowed per address, and failed ones per account from browsers without a "
+            "device cookie for it and per device cookie (a `limits` string), then 429: a browser that signed "
+            "in to an account before still signs in while others guess its password."
+        ),
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description=(
+            "Where rate limits are counted: memory:// (this process; counts restart with it) or a Redis URL "
+            "(redis://host:6379/0, rediss://…, redis+unix:///path) that every server of the hub shares, so "
+            "that the limits hold across them. Redis needs the `redis` package: pip install "
+            "'paperboy[redis]'."
+        ),
+    )
+    signup_verify_email: bool = Field(
+        default=False,
+        description=(
+            "Sign-up mails a link that creates the account when opened, and answers the same page whether "
+            "or not the address has an account (its owner is mailed instead), so sign-up tells nobody which "
+            "addresses are members. Off: sign-up signs in at once and says when an address is taken. On "
+            "needs PAPERBOY_SMTP_URL (docs/community.md)."
+        ),
     )
     rate_signup: str = Field(default="5 per hour", description="Sign-ups allowed per address.")
     rate_vote: str = Field(default="60 per minute", description="Upvote toggles allowed per member.")
@@ -216,6 +241,14 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{v!r} is not a rate like '10 per 5 minutes' or '60/minute'") from exc
         return v
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _limit_storage(cls, v: str) -> str:
+        scheme = v.strip().partition("://")[0].lower()
+        if scheme not in RATE_LIMIT_SCHEMES or "://" not in v:
+            raise ValueError(f"{v!r} is not memory:// or a Redis URL such as redis://localhost:6379/0")
+        return v.strip()
 
     @field_validator("forwarded_allow_ips")
     @classmethod

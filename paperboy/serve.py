@@ -182,6 +182,48 @@ def serving_settings(settings: Settings, echo: Callable[[str], None]) -> Setting
     return settings.model_copy(update={"base_url": url})
 
 
+# --- the first account -------------------------------------------------------------------------------------
+
+
+def only_this_machine(settings: Settings) -> bool:
+    """Whether only this machine reaches the hub: it listens on a loopback address (not all interfaces) and
+    its public URL, when set, names a loopback host too (a proxy in front makes the hub public)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def loopback(host: str) -> bool:
+        name = host.strip().strip("[]").lower()
+        if name in ("localhost", "localhost.") or name.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    public = urlsplit(settings.base_url).hostname if settings.base_url else None
+    return loopback(settings.host) and (public is None or loopback(public))
+
+
+def first_account_code(engine: Engine, settings: Settings, echo: Callable[[str], None]) -> str | None:
+    """The one-time code the first sign-up must give (it makes the admin), told through `echo`, when the hub
+    has no member yet and others can reach it; None otherwise (a hub on this machine only signs its first
+    account up as before). A new code at every start until someone has signed up."""
+    from paperboy.accounts import new_setup_code
+    from paperboy.store.users import count_users
+
+    if only_this_machine(settings):
+        return None
+    with engine.connect() as conn:
+        if count_users(conn) > 0:
+            return None
+    code = new_setup_code()
+    echo(
+        f"no members yet: the first account, made at {settings.public_url}/signup, becomes the admin and "
+        f"must give the setup code {code}"
+    )
+    return code
+
+
 # --- digests -----------------------------------------------------------------------------------------------
 
 DIGEST_EVERY = timedelta(minutes=5)

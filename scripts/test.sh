@@ -15,6 +15,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's redis-server for the shared rate-limit tests (each test starts its own on a free port).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's redis-server for the shared rate-limit tests…"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+      || echo "redis-server could not be installed: the shared rate-limit tests will skip"
+  else
+    echo "redis-server not found and cannot be installed here: the shared rate-limit tests will skip"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

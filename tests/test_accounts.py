@@ -222,7 +222,12 @@ def test_signed_in_members_skip_the_forms_and_next_is_kept(client: TestClient) -
 def test_sessions_expire(sqlite_engine: Engine) -> None:
     with sqlite_engine.begin() as conn:
         user = accounts.create_user(
-            conn, members.FAST_HASHER, username="ada", email="a@example.org", password="p" * 10, now=NOW
+            conn,
+            members.FAST_HASHER,
+            username="ada",
+            email="a@example.org",
+            password=members.PASSWORD,
+            now=NOW,
         )
         token = accounts.start_session(conn, user, NOW)
         assert accounts.session_user(conn, token, NOW) == user
@@ -236,9 +241,14 @@ def test_a_weaker_hash_is_upgraded_at_sign_in(sqlite_engine: Engine) -> None:
     strong = accounts.new_hasher()
     with sqlite_engine.begin() as conn:
         accounts.create_user(
-            conn, members.FAST_HASHER, username="ada", email="a@example.org", password="p" * 10, now=NOW
+            conn,
+            members.FAST_HASHER,
+            username="ada",
+            email="a@example.org",
+            password=members.PASSWORD,
+            now=NOW,
         )
-        user = accounts.authenticate(conn, strong, "ada", "p" * 10)
+        user = accounts.authenticate(conn, strong, "ada", members.PASSWORD)
         assert user is not None
         upgraded = store.password_hash(conn, user.id)
     assert upgraded is not None and not strong.check_needs_rehash(upgraded)

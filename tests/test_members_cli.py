@@ -34,10 +34,14 @@ def test_user_create_reads_the_password_from_stdin_and_the_token_works_on_the_ap
     )
     assert out.exit_code == 0, out.output
     assert "created admin ada <ada@example.org>" in out.output  # the first member is the admin
-    out = runner.invoke(main, ["user", "create", "bob", "--email", "bob@example.org"], input="another-one\n")
+    out = runner.invoke(
+        main, ["user", "create", "bob", "--email", "bob@example.org"], input="bobs own kettle drum\n"
+    )
     assert "created member bob" in out.output
     out = runner.invoke(
-        main, ["user", "create", "cyd", "--email", "cy@example.org", "--admin"], input="third-one\n"
+        main,
+        ["user", "create", "cyd", "--email", "cy@example.org", "--admin"],
+        input="cyd tangerine window\n",
     )
     assert "created admin cyd" in out.output
 
@@ -50,7 +54,7 @@ def test_user_create_reads_the_password_from_stdin_and_the_token_works_on_the_ap
     with engine.connect() as conn:
         found = store.credentials(conn, "bob")
         assert found is not None and found[1].startswith("$argon2id$")  # hashed, never the password
-        assert "another-one" not in found[1]
+        assert "bobs own kettle drum" not in found[1]
         (tok,) = store.list_tokens(conn, found[0].id)
         assert secret.startswith(tok.prefix) and secret != tok.prefix
     client = TestClient(create_app(engine), base_url="https://testserver")

@@ -330,7 +330,7 @@ def test_session_cookies_are_httponly_samesite_and_secure_over_https(sqlite_engi
     token = members.csrf(plain, "/signup")
     r = plain.post(
         "/signup",
-        data={"username": "bob", "email": "b@example.org", "password": "p" * 12, "csrf_token": token},
+        data={"username": "bob", "email": "b@example.org", "password": members.PASSWORD, "csrf_token": token},
         follow_redirects=False,
     )
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("pb_session="))
@@ -413,7 +413,7 @@ def test_next_only_leads_to_paths_on_this_site(sqlite_engine: Engine, target: st
             data={
                 "username": "ada",
                 "email": "a@example.org",
-                "password": "p" * 12,
+                "password": members.PASSWORD,
                 "csrf_token": token,
                 "next": target,
             },
@@ -426,7 +426,12 @@ def test_next_only_leads_to_paths_on_this_site(sqlite_engine: Engine, target: st
         c.post("/logout", data={"csrf_token": members.csrf(c, "/settings")})
         r = c.post(
             "/login",
-            data={"username": "ada", "password": "p" * 12, "csrf_token": members.csrf(c), "next": target},
+            data={
+                "username": "ada",
+                "password": members.PASSWORD,
+                "csrf_token": members.csrf(c),
+                "next": target,
+            },
             follow_redirects=False,
         )
         assert r.headers["location"] == (target if target.startswith("/%") else "/papers")

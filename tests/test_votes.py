@@ -244,10 +244,20 @@ def test_votes_on_every_backend(engine: Engine) -> None:
     webhub.load(engine)
     with engine.begin() as conn:
         ada = accounts.create_user(
-            conn, members.FAST_HASHER, username="ada", email="ada@example.org", password="p" * 10, now=NOW
+            conn,
+            members.FAST_HASHER,
+            username="ada",
+            email="ada@example.org",
+            password=members.PASSWORD,
+            now=NOW,
         )
         bob = accounts.create_user(
-            conn, members.FAST_HASHER, username="bob", email="bob@example.org", password="p" * 10, now=NOW
+            conn,
+            members.FAST_HASHER,
+            username="bob",
+            email="bob@example.org",
+            password=members.PASSWORD,
+            now=NOW,
         )
         first = vote_ops.set_vote(conn, ada, A, True, NOW)
         again = vote_ops.set_vote(conn, ada, A, True, NOW + timedelta(seconds=1))
@@ -255,5 +265,5 @@ def test_votes_on_every_backend(engine: Engine) -> None:
         assert vote_ops.toggle_vote(conn, bob, A, NOW).local_upvotes == 2
         assert vote_ops.toggle_vote(conn, bob, A, NOW).local_upvotes == 1
         vote_ops.set_vote(conn, bob, A, True, NOW)
-        accounts.delete_account(conn, members.FAST_HASHER, bob, "p" * 10, NOW)
+        accounts.delete_account(conn, members.FAST_HASHER, bob, members.PASSWORD, NOW)
         assert vote_ops.vote_state(conn, ada, A).local_upvotes == 1

@@ -106,7 +106,13 @@ def count(engine: Engine, table: sa.Table, *where: Any) -> int:
 def member(engine: Engine, name: str = "ada") -> User:
     with engine.connect() as conn, write(conn):
         return accounts.create_user(
-            conn, HASHER, username=name, email=f"{name}@example.org", password="x" * 12, now=NOW, admin=False
+            conn,
+            HASHER,
+            username=name,
+            email=f"{name}@example.org",
+            password="violet kettle drums",
+            now=NOW,
+            admin=False,
         )
 
 
@@ -126,7 +132,8 @@ def test_the_same_upvote_twenty_times_at_once_is_one_vote(wide: Engine) -> None:
 
 def test_twenty_sign_ups_with_one_name_make_one_account_and_name_the_field(wide: Engine) -> None:
     forms = [
-        accounts.new_account(HASHER, username="ada", email=f"a{i}@x.org", password="p" * 12) for i in range(N)
+        accounts.new_account(HASHER, username="ada", email=f"a{i}@x.org", password="violet kettle drums")
+        for i in range(N)
     ]
     done, refused = race(wide, lambda c, i: accounts.add_account(c, forms[i], NOW))
     assert len(done) == 1 and len(refused) == N - 1
@@ -136,7 +143,7 @@ def test_twenty_sign_ups_with_one_name_make_one_account_and_name_the_field(wide:
 
 def test_twenty_sign_ups_with_one_address_make_one_account_and_name_the_field(wide: Engine) -> None:
     forms = [
-        accounts.new_account(HASHER, username=f"user{i}", email="ada@x.org", password="p" * 12)
+        accounts.new_account(HASHER, username=f"user{i}", email="ada@x.org", password="violet kettle drums")
         for i in range(N)
     ]
     done, refused = race(wide, lambda c, i: accounts.add_account(c, forms[i], NOW))

@@ -186,6 +186,9 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
     ingests Hugging Face hourly on weekdays and each PAPERBOY_ARXIV_CATEGORIES category after arXiv's
     daily announcement, in this process.
 
+    Listening where others can reach it (not loopback) on a hub with no member yet, it prints a one-time
+    setup code that the first sign-up, which makes the admin, must give.
+
     Behind a reverse proxy, name it with --forwarded-allow-ips and have it set X-Forwarded-For and
     X-Forwarded-Proto (docs/deploying.md); otherwise those headers are ignored, whoever sends them.
     """
@@ -197,6 +200,7 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
     from paperboy.serve import (
         build_digest_scheduler,
         build_scheduler,
+        first_account_code,
         first_start,
         secret_key,
         serving_settings,
@@ -238,6 +242,9 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
         rate_limits=rate_limits(settings),
         threads=settings.threads,
         page_cache_seconds=settings.page_cache_seconds,
+        rate_limit_storage=settings.rate_limit_storage,
+        signup_verify_email=settings.signup_verify_email,
+        setup_code=first_account_code(engine, settings, echo),  # when others can reach an empty hub
         max_body_bytes=settings.max_body_bytes,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,

@@ -60,6 +60,32 @@ def user_create(name: str, email: str, admin: bool) -> None:
     click.echo(f"created {role} {made.username} <{made.email}>")
 
 
+@user.command("password")
+@click.argument("name")
+def user_password(name: str) -> None:
+    """Set a new password for member NAME (one who forgot theirs), read from standard input; every session
+    of theirs ends. The same checks as sign-up: at least 8 characters, not easy to guess.
+
+    \b
+    echo "$PASSWORD" | paperboy user password ada
+    """
+    from paperboy import accounts
+    from paperboy.errors import InvalidInput
+    from paperboy.store import users as store
+
+    engine = open_engine(load_settings())
+    password = _read_password()
+    with engine.begin() as conn:
+        found = _member(conn, name)
+        try:
+            accounts.check_password(password, found.username, email=found.email)
+        except InvalidInput as exc:
+            raise click.ClickException(str(exc)) from exc
+        store.set_password_hash(conn, found.id, accounts.new_hasher().hash(password))
+        ended = store.delete_sessions(conn, found.id)
+    click.echo(f"new password for {found.username}; {ended} session(s) ended")
+
+
 @user.command("list")
 def user_list() -> None:
     """Every member: id, name, role, state, email."""

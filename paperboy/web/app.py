@@ -129,6 +129,9 @@ def create_app(
     fetch_paper: Callable[[str], Paper | None] | None = None,
     threads: int = 8,
     page_cache_seconds: float = 0.0,
+    rate_limit_storage: str = "memory://",
+    setup_code: str | None = None,
+    signup_verify_email: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
@@ -142,6 +145,10 @@ def create_app(
     `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
     need a reload). `fetch_paper(arxiv_id)` looks a submitted paper up on arXiv; without it only papers
     already stored can be submitted.
+    `rate_limit_storage`: where rate limits are counted (`memory://`, or a `redis://…` URL several servers
+    share). `setup_code`: what the first sign-up (which makes the admin) must give, when `paperboy serve`
+    listens where others can reach it; None: no code. `signup_verify_email`: sign-up mails a link that makes
+    the account (web/account.py).
     """
 
     @asynccontextmanager
@@ -172,7 +179,9 @@ def create_app(
     app.state.templates = make_environment()
     app.state.searcher = searcher
     app.state.secret_key = secret_key or secrets.token_bytes(32)
-    app.state.limiter = Limiter(rate_limits or RateLimits())
+    app.state.limiter = Limiter(rate_limits or RateLimits(), rate_limit_storage)
+    app.state.setup_code = setup_code
+    app.state.signup_verify_email = signup_verify_email
     app.state.hasher = hasher or accounts.new_hasher()
     app.state.fetch_paper = fetch_paper
 

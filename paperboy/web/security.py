@@ -14,16 +14,21 @@ and needs no CSRF token (a page of another site cannot set the header); any othe
 `WWW-Authenticate: Bearer`, whatever cookie and CSRF token come with it. Under /api/, a write with neither
 the header nor the session cookie carries no one's authority: `deps.api_member` answers 401.
 
-Rate limits use the `limits` package (moving windows, in this process's memory): the counts reset when the
-server restarts, which is acceptable for throttling guessers and floods on one server.
+Rate limits use the `limits` package over a storage named by a URL: this process's memory by default (the
+counts reset when the server restarts), or a Redis server that several servers share
+(PAPERBOY_RATE_LIMIT_STORAGE=redis://…), so that a limit holds across all of them. Every check is one
+atomic step of the storage (a lock in memory, a Lua script in Redis): requests that arrive together never
+pass a limit together. Sign-in counts only failures per account and per device (`Limiter.reserve`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +36,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -235,6 +240,7 @@ def safe_next(value: str | None, default: str = "/papers") -> str:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy named (uvicorn's proxy headers)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -242,36 +248,83 @@ def client_ip(request: Request) -> str:
 class RateLimits:
     """How many of each action one key (an account, an address, a member) may take per window."""
 
-    signin: str = "10 per 5 minutes"  # per account and per IP
+    signin: str = "10 per 5 minutes"  # per address (attempts); per account and per device (failures)
     signup: str = "5 per hour"  # per IP
     vote: str = "60 per minute"  # per member
     comment: str = "10 per minute"  # per member
     submit: str = "20 per hour"  # per member
     claim: str = "20 per hour"  # per member
     subscribe: str = "10 per hour"  # per address (and at most 3 confirmation mails per email per 6 hours)
+    signup_mail: str = "3 per 6 hours"  # sign-up mails to one email address (PAPERBOY_SIGNUP_VERIFY_EMAIL)
 
     def parsed(self) -> dict[str, RateLimitItem]:
         return {name: parse(getattr(self, name)) for name in self.__dataclass_fields__}
 
 
 class Limiter:
-    """`hit(kind, *keys)`: count one attempt against every key, or raise RateLimited (counting nothing) when
-    any of them is spent."""
+    """The rate limits of one hub over a `limits` storage: `memory://` (this process), or e.g.
+    `redis://host:6379/0`, which every server of the hub shares so that the limits hold across them.
 
-    def __init__(self, limits: RateLimits) -> None:
+    `hit(kind, keys)` counts one attempt against each key in turn, each with the moving-window limiter's own
+    atomic hit (whose answer says whether it fitted), and raises RateLimited at the first key that refuses:
+    the request is refused. `reserve(kind, key)` and `refund(kind, key)` count failures only (sign-in per
+    account and per device): a try takes a slot before it runs, so that tries made at the same moment never
+    run more than the limit allows, and gives it back when it succeeded. Those slots are a counter per key
+    whose window starts at its first failure (`limits`' fixed window): at most the limit of failures per
+    window, at worst twice the limit across the end of one window and the start of the next."""
+
+    def __init__(self, limits: RateLimits, storage: str = "memory://") -> None:
         self._items = limits.parsed()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        made = storage_from_string(storage)
+        if not isinstance(made, Storage):  # async+… storages: these limits are counted from sync routes
+            raise ValueError(f"{storage!r} names an async storage; name a plain one (redis://…)")
+        self._storage: Storage = made
+        self._moving = MovingWindowRateLimiter(self._storage)
+        # limits' memory storage locks each key but reads a counter back outside the lock: one lock for all
+        # (a Redis storage runs each step as one Lua script, atomic on the server)
+        self._lock: AbstractContextManager[Any] = (
+            threading.Lock() if isinstance(self._storage, MemoryStorage) else nullcontext()
+        )
 
     def hit(self, kind: str, keys: Iterable[str]) -> None:
         item = self._items[kind]
-        keys = [k for k in keys if k]
         for key in keys:
-            if not self._limiter.test(item, kind, key):
-                stats: Any = self._limiter.get_window_stats(item, kind, key)
-                retry = max(1, int(stats.reset_time - time.time()))
-                raise RateLimited(f"Too many {_KIND_WORDS.get(kind, kind)}; try again in {retry} s.", retry)
-        for key in keys:
-            self._limiter.hit(item, kind, key)
+            if not key:
+                continue
+            with self._lock:
+                fitted = self._moving.hit(item, kind, key)
+            if not fitted:
+                stats: Any = self._moving.get_window_stats(item, kind, key)
+                raise _refused(kind, stats.reset_time)
+
+    def window(self, kind: str) -> tuple[int, int]:
+        """How many of `kind` one key may take, and in how many hours (at least 1), for pages to say."""
+        item = self._items[kind]
+        return item.amount, max(1, item.get_expiry() // 3600)
+
+    def reserve(self, kind: str, key: str) -> None:
+        """Take one of `key`'s slots for a try that may fail, or RateLimited when the failures (and the tries
+        running now) fill the window. Give it back with `refund` when the try succeeded."""
+        item = self._items[kind]
+        name = item.key_for(kind, "failed", key)
+        with self._lock:
+            count = self._storage.incr(name, item.get_expiry())
+            if count > item.amount:
+                self._storage.incr(name, item.get_expiry(), amount=-1)
+                raise _refused(kind, self._storage.get_expiry(name))
+
+    def refund(self, kind: str, key: str) -> None:
+        """The try `reserve` counted succeeded: it is not a failure."""
+        item = self._items[kind]
+        name = item.key_for(kind, "failed", key)
+        with self._lock:
+            if self._storage.get(name) > 0:  # 0: its window ended meanwhile, and the count with it
+                self._storage.incr(name, item.get_expiry(), amount=-1)
+
+
+def _refused(kind: str, reset_at: float) -> RateLimited:
+    retry = max(1, int(reset_at - time.time()) + 1)
+    return RateLimited(f"Too many {_KIND_WORDS.get(kind, kind)}; try again in {retry} s.", retry)
 
 
 _KIND_WORDS = {
@@ -282,4 +335,5 @@ _KIND_WORDS = {
     "submit": "submissions",
     "claim": "authorship claims",
     "subscribe": "subscribe requests from this address",
+    "signup_mail": "sign-up mails to this address",
 }
