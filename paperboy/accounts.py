@@ -34,7 +34,7 @@ MAX_PASSWORD = 1024  # argon2 reads every byte: bound the work one request can a
 # online) would let `Summer2024!` and `adalovelace1` through.
 MIN_STRENGTH = 3
 STRENGTH_CHARS = 72  # zxcvbn reads at most this many (its own cap; longer ones are judged by their start)
-TOKEN_PREFIX = "pb_"
+TOKEN_PREFIX = "pb_"  # noqa: S105 - a token's visible prefix, not a secret
 # Usernames that would read as the site itself in a profile URL or a comment.
 RESERVED = frozenset(
     {"admin", "administrator", "root", "system", "paperboy", "support", "deleted", "anonymous"}

@@ -169,7 +169,7 @@ def serving_settings(settings: Settings, echo: Callable[[str], None]) -> Setting
     url = settings.named_url
     if url is None:
         host = "localhost"
-        if settings.host.strip().strip("[]") in ("0.0.0.0", "::", "", "*"):
+        if settings.host.strip().strip("[]") in ("0.0.0.0", "::", "", "*"):  # noqa: S104 - compares, binds nothing
             host = socket.getfqdn() or socket.gethostname() or "localhost"
         try:
             url = normalize_base_url(f"http://{url_host(host)}:{settings.port}")
@@ -279,7 +279,7 @@ def build_digest_scheduler(
         return report.summary()
 
     def send_now() -> object:
-        assert mailer is not None
+        assert mailer is not None  # noqa: S101 - send_now is only scheduled when a mailer exists
         return send_pending(engine, mailer, now, sender=ctx.sender, rate=settings.mail_rate)
 
     def due_mails() -> int:

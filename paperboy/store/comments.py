@@ -78,7 +78,7 @@ def insert_comment(
         .returning(comments.c.id)
     ).scalar_one()
     found = get_comment(conn, comment_id)
-    assert found is not None
+    assert found is not None  # noqa: S101 - narrows a row read back in this transaction (under -O: the same 500)
     return found
 
 
