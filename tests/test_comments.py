@@ -600,6 +600,22 @@ def test_rate_limit(sqlite_engine: Engine) -> None:
     assert [r["body"] for r in rows(sqlite_engine)] == ["one", "two"]
 
 
+def test_edits_count_against_the_comment_limit(sqlite_engine: Engine) -> None:
+    """Each edit renders the text again (up to a 10,000-character comment): edits are limited as posts are,
+    on the form and the API, and a refused edit changes nothing."""
+    c = member(sqlite_engine, "ada", rate_limits=RateLimits(comment="3 per minute"))
+    assert post(c, B, "one").status_code == 303
+    cid = rows(sqlite_engine)[0]["id"]
+    page = f"/papers/{B}"
+    assert form(c, f"/comments/{cid}/edit", page, body="two").status_code == 303
+    auth = {"Authorization": f"Bearer {bearer(sqlite_engine, 'ada')}"}
+    assert c.patch(f"/api/comments/{cid}", json={"body": "three"}, headers=auth).status_code == 200
+    refused = c.patch(f"/api/comments/{cid}", json={"body": "four"}, headers=auth)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert form(c, f"/comments/{cid}/edit", page, body="five").status_code == 429
+    assert [r["body"] for r in rows(sqlite_engine)] == ["three"]
+
+
 def test_htmx_gets_the_fragment(sqlite_engine: Engine) -> None:
     c = member(sqlite_engine, "ada")
     token = members.csrf(c, f"/papers/{B}")

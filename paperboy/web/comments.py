@@ -174,7 +174,9 @@ def edit_comment(
     templates: Pages = Depends(deps.pages),
     site: Site = Depends(deps.site),
     now: datetime = Depends(deps.now),
+    limiter: Limiter = Depends(deps.limiter),
 ) -> Response:
+    limiter.hit("comment", [f"user:{user.id}"])  # an edit renders the text again, as a new comment does
     try:
         with write(conn):
             edited = comments.edit(conn, user, comment_id, body, now)

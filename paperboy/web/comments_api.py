@@ -205,8 +205,11 @@ def edit_comment(
     user: User = Depends(deps.api_member),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
+    limiter: Limiter = Depends(deps.limiter),
 ) -> Any:
-    """Replace the text of one of your comments (`editedAt` records when). A hidden one cannot be edited."""
+    """Replace the text of one of your comments (`editedAt` records when). A hidden one cannot be edited.
+    Edits count against the same limit as new comments (429 with `Retry-After` past it)."""
+    limiter.hit("comment", [f"user:{user.id}"])  # an edit renders the text again, as a new comment does
     with write(conn):
         comments.edit(conn, user, comment_id, payload.body, now)
     return _one(conn, user, comment_id)
