@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from paperboy.db import transaction
 from paperboy.errors import PaperboyError
 from paperboy.models import Page, UpsertCounts
+from paperboy.sources.text import scrub_record
 from paperboy.store import demo, ingest_state
 from paperboy.store.papers import upsert_records
+from paperboy.textcheck import scrub
 
 Progress = Callable[[Page, UpsertCounts], None]
 
@@ -60,7 +62,7 @@ def run_ingest(
     try:
         for page in pages:
             with transaction(engine) as conn:
-                counts = upsert_records(conn, page.records, now())
+                counts = upsert_records(conn, [scrub_record(r) for r in page.records], now())
                 if page.cursor is not None:
                     ingest_state.set_cursor(conn, cursor_name, page.cursor, now())
             total += counts
@@ -69,7 +71,7 @@ def run_ingest(
                 progress(page, counts)
     except (PaperboyError, OSError, ValueError) as exc:
         with transaction(engine) as conn:
-            ingest_state.finish_run(conn, run_id, total, now(), error=str(exc) or type(exc).__name__)
+            ingest_state.finish_run(conn, run_id, total, now(), error=scrub(str(exc)) or type(exc).__name__)
         raise IngestFailed(source, total, exc) from exc
     except BaseException as exc:  # KeyboardInterrupt and the like: log, then let it through
         with transaction(engine) as conn:

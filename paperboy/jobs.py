@@ -6,6 +6,7 @@ ranges are computed by pure functions so that the resume rules are tested withou
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -84,7 +85,10 @@ def ingest_hf_api(
 
 def _file_cursor_name(kind: str, path: Path) -> str:
     stat = path.stat()
-    return f"{kind}:{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    # a file name's bytes that are not UTF-8 written as \xNN: a name the database can store (unchanged for
+    # every UTF-8 name, and two different names never meet)
+    shown = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")
+    return f"{kind}:{shown}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
 def ingest_hf_file(engine: Engine, path: Path, now: Clock, progress: Progress | None = None) -> IngestResult:

@@ -352,7 +352,7 @@ def test_punctuation_only_finds_nothing_and_says_why(client: TestClient, q: str)
         "'; DROP TABLE papers; --",
         "%_%",
         "\\",
-        "\x00",
+        # "\x00" is refused before any search: a 400 naming q (tests/test_crafted_input.py)
     ],
 )
 def test_fts_syntax_is_plain_text(client: TestClient, q: str) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from paperboy import __version__, db
 from paperboy.cli import explain
+from paperboy.cli.arguments import CheckedGroup
 from paperboy.config import Settings
 from paperboy.errors import PaperboyError
 from paperboy.ingest import IngestFailed, IngestResult, Progress
@@ -123,13 +124,14 @@ def run_job(label: str, job: Any) -> None:
     report(result)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CheckedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="paperboy")
 def main() -> None:
     """paperboy: a self-hosted Daily Papers hub.
 
     Settings come from PAPERBOY_* environment variables (or a TOML file named by PAPERBOY_CONFIG);
-    `paperboy config` lists them.
+    `paperboy config` lists them. An argument holding a control character or bytes that are not UTF-8
+    is refused before any command runs (exit status 2).
     """
 
 

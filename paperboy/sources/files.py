@@ -13,13 +13,14 @@ UNREADABLE = (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError)
 
 
 def open_text(path: Path) -> IO[str]:
-    """A UTF-8 text stream over `path`, decompressing gzip transparently; SourceError when it can't open."""
+    """A UTF-8 text stream over `path`, decompressing gzip transparently; SourceError when it can't open.
+    Bytes that are not UTF-8 are read as U+FFFD: one odd byte in a dump does not stop its import."""
     try:
         with path.open("rb") as f:
             magic = f.read(2)
         if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-        return path.open("r", encoding="utf-8")
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+        return path.open("r", encoding="utf-8", errors="replace")
     except OSError as exc:
         raise SourceError(f"{path}: cannot open ({exc})") from exc
 

@@ -2,23 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 from datetime import UTC, date, datetime, time
+from typing import Any, TypeVar
+
+from paperboy.models import Record
+from paperboy.textcheck import scrub
+
+T = TypeVar("T")
 
 _PARAGRAPH = re.compile(r"\n[ \t]{2,}|\n\s*\n")
 _SPACE = re.compile(r"\s+")
 
 
 def clean_title(text: str) -> str:
-    """Collapse arXiv's hard line breaks and runs of spaces."""
-    return _SPACE.sub(" ", text).strip()
+    """Collapse arXiv's hard line breaks and runs of spaces (scrubbed as `scrub_record` does)."""
+    return _SPACE.sub(" ", scrub(text)).strip()
 
 
 def clean_abstract(text: str) -> str:
     """Join hard-wrapped lines; keep arXiv's paragraph breaks (a newline then indentation) as blank lines."""
-    paragraphs = (_SPACE.sub(" ", p).strip() for p in _PARAGRAPH.split(text.strip("\n")))
+    paragraphs = (_SPACE.sub(" ", p).strip() for p in _PARAGRAPH.split(scrub(text).strip("\n")))
     return "\n\n".join(p for p in paragraphs if p)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, tuple):
+        return tuple(_scrubbed(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return scrub_fields(value)
+    return value
+
+
+def scrub_fields(item: T) -> T:
+    """A frozen dataclass with every string in it (nested dataclasses and tuples too) through
+    `paperboy.textcheck.scrub`; the same object when nothing changed."""
+    changes = {}
+    for f in dataclasses.fields(item):  # type: ignore[arg-type]
+        old = getattr(item, f.name)
+        new = _scrubbed(old)
+        if new is not old and new != old:
+            changes[f.name] = new
+    return dataclasses.replace(item, **changes) if changes else item  # type: ignore[type-var]
+
+
+def scrub_record(record: Record) -> Record:
+    """What upstream sent, made storable rather than refused: lone surrogates (JSON's `"\\ud800"`, which no
+    database can encode) become U+FFFD, NUL (which PostgreSQL cannot store) and the other C0 controls but
+    tab, line feed and carriage return are dropped, in every field. An upstream's odd byte must not stop an
+    import (ingest.run_ingest applies this to every record)."""
+    return scrub_fields(record)
 
 
 def parse_datetime(value: str | None) -> datetime | None:

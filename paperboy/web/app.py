@@ -55,6 +55,8 @@ from paperboy.web import (
 )
 from paperboy.web.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from paperboy.web.deps import Site
+from paperboy.web.input_check import RESPONSES as INPUT_REFUSED
+from paperboy.web.input_check import InputCheck
 from paperboy.web.page_cache import PageCache
 from paperboy.web.security import Limiter, RateLimits
 
@@ -170,6 +172,7 @@ def create_app(
         docs_url=None,  # served below from vendored Swagger UI: no CDN at run time
         default_response_class=security.SafeJSONResponse,
         redoc_url=None,
+        responses=INPUT_REFUSED,  # any operation may refuse crafted input with a 400
     )
     app.max_body_bytes = max_body_bytes
     app.state.engine = engine
@@ -267,6 +270,7 @@ def create_app(
         app.add_middleware(PageCache, seconds=page_cache_seconds)
     app.add_middleware(caching.HttpCaching)  # inside HeadAsGet: HEAD gets the GET's ETag and 304s
     app.add_middleware(security.HeadAsGet)
+    app.add_middleware(InputCheck, respond=error_response)  # 400 for what no route can take (input_check.py)
     # SecurityHeaders and BodyLimit wrap all of these and ServerErrorMiddleware too: GuardedApp
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)  # /healthz, /readyz: no session, CSRF or rate limit

@@ -36,6 +36,7 @@ from paperboy.search.query import (
 from paperboy.web import deps, listings, security
 from paperboy.web.deps import Pages, Site
 from paperboy.web.paper_markdown import MARKDOWN_TYPE, paper_markdown, wants_markdown
+from paperboy.web.schemas import MAX_LIST_PAGE
 
 if TYPE_CHECKING:
     from paperboy.search.hybrid import Searcher
@@ -364,7 +365,7 @@ def home() -> RedirectResponse:
 def papers_latest(
     q: str = "",
     sort: str = "",
-    p: int = Query(1, ge=1, description="page number, from 1"),
+    p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
     from_: str = Query("", alias="from", description="search: arXiv date from, YYYY-MM-DD"),
     to: str = Query("", description="search: arXiv date to, YYYY-MM-DD"),
     category: list[str] = Query([], description="search: arXiv category or archive, repeatable"),
@@ -446,7 +447,7 @@ def _period_page(
 def papers_day(
     day: str,
     sort: str = "",
-    p: int = Query(1, ge=1, description="page number, from 1"),
+    p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
@@ -459,7 +460,7 @@ def papers_day(
 def papers_week(
     week: str,
     sort: str = "",
-    p: int = Query(1, ge=1, description="page number, from 1"),
+    p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
@@ -472,7 +473,7 @@ def papers_week(
 def papers_month(
     month: str,
     sort: str = "",
-    p: int = Query(1, ge=1, description="page number, from 1"),
+    p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
@@ -483,7 +484,7 @@ def papers_month(
 
 @router.get("/papers/trending")
 def papers_trending(
-    p: int = Query(1, ge=1, description="page number, from 1"),
+    p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),

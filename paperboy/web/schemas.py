@@ -130,6 +130,9 @@ class DailyPaper(_Hf):
 # (an OverflowError, a 500) before any query could say "not found". Out of range is a 400 naming the field.
 MAX_ROW_ID = 2**62
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2**62).")]
+# A list page number (HTML lists, from 1): 50 million papers at 50 a page, more than any list holds. Beyond it
+# (99999999999999999999 too) a 400 naming `p`, not a 404 computed from a number no page can have.
+MAX_LIST_PAGE = 1_000_000
 
 
 class ApiError(BaseModel):
