@@ -219,7 +219,9 @@ class Settings(BaseSettings):
     )
     rate_signup: str = Field(default="5 per hour", description="Sign-ups allowed per address.")
     rate_vote: str = Field(default="60 per minute", description="Upvote toggles allowed per member.")
-    rate_comment: str = Field(default="10 per minute", description="Comments and comment edits allowed per member.")
+    rate_comment: str = Field(
+        default="10 per minute", description="Comments and comment edits allowed per member."
+    )
     rate_submit: str = Field(default="20 per hour", description="Paper submissions allowed per member.")
     rate_claim: str = Field(default="20 per hour", description="Authorship claims allowed per member.")
 
