@@ -91,13 +91,22 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+MIGRATION_LOCK = 0x7061706572  # "paper": the advisory lock key migrations hold on PostgreSQL
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to `revision` with Alembic (creates it on first run)."""
+    """Bring the database to `revision` with Alembic (creates it on first run).
+
+    On PostgreSQL the migration holds a transaction-level advisory lock: several web processes and workers
+    starting at once on one database migrate one after the other (the later ones find it at head), never
+    side by side."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

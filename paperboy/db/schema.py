@@ -38,6 +38,20 @@ metadata = sa.MetaData(
     }
 )
 
+
+QUEUE_PREFIX = "procrastinate_"  # the job queue's own tables (migration 0013): procrastinate's, not ours
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's filter: the tables and indexes of the job queue are procrastinate's schema, not this one's
+    (compared and migrated by it, not by autogenerate)."""
+    return not (name or "").startswith(QUEUE_PREFIX) and not (
+        type_ == "index"
+        and isinstance(parent_names, dict)
+        and str(parent_names.get("table_name") or "").startswith(QUEUE_PREFIX)
+    )
+
+
 papers = sa.Table(
     "papers",
     metadata,
