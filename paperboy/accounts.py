@@ -137,6 +137,14 @@ def new_setup_code() -> str:
     return "-".join(code[i : i + 5] for i in range(0, 15, 5))
 
 
+def derived_setup_code(key: bytes) -> str:
+    """The first sign-up's code as every web node of one deployment derives it from their shared secret key
+    (HMAC-SHA256, mapped onto the same alphabet and groups as `new_setup_code`)."""
+    digest = hmac.new(key, b"paperboy first account setup code", hashlib.sha256).digest()
+    code = "".join(SETUP_ALPHABET[b % len(SETUP_ALPHABET)] for b in digest[:15])
+    return "-".join(code[i : i + 5] for i in range(0, 15, 5))
+
+
 def _setup_code_matches(expected: str, sent: str) -> bool:
     def norm(code: str) -> bytes:
         return "".join(c for c in code.upper() if c.isalnum()).encode("utf-8", "surrogatepass")

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     hf_sync_minutes: int = Field(
         default=60, ge=5, description="Minutes between Hugging Face syncs (weekdays only)."
     )
+    hf_sync_cron: str | None = Field(
+        default=None,
+        description=(
+            "`paperboy worker` only: the cron line of the Hugging Face ingest slots, in UTC (five fields,"
+            " or a sixth for seconds); default: every PAPERBOY_HF_SYNC_MINUTES."
+        ),
+    )
     hf_initial_days: int = Field(
         default=7, ge=1, le=60, description="Days of Hugging Face papers to import into an empty database."
     )

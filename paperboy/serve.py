@@ -204,11 +204,15 @@ def only_this_machine(settings: Settings) -> bool:
     return loopback(settings.host) and (public is None or loopback(public))
 
 
-def first_account_code(engine: Engine, settings: Settings, echo: Callable[[str], None]) -> str | None:
+def first_account_code(
+    engine: Engine, settings: Settings, echo: Callable[[str], None], *, shared: bool = False
+) -> str | None:
     """The one-time code the first sign-up must give (it makes the admin), told through `echo`, when the hub
     has no member yet and others can reach it; None otherwise (a hub on this machine only signs its first
-    account up as before). A new code at every start until someone has signed up."""
-    from paperboy.accounts import new_setup_code
+    account up as before). A new code at every start until someone has signed up; with `shared` (web nodes
+    of many, behind one balancer) the code every node derives from the shared secret key, so the sign-up
+    form may reach any of them."""
+    from paperboy.accounts import derived_setup_code, new_setup_code
     from paperboy.store.users import count_users
 
     if only_this_machine(settings):
@@ -216,7 +220,7 @@ def first_account_code(engine: Engine, settings: Settings, echo: Callable[[str],
     with engine.connect() as conn:
         if count_users(conn) > 0:
             return None
-    code = new_setup_code()
+    code = derived_setup_code(secret_key(settings)) if shared else new_setup_code()
     echo(
         f"no members yet: the first account, made at {settings.public_url}/signup, becomes the admin and "
         f"must give the setup code {code}"
@@ -402,13 +406,16 @@ class IndexWorker:
         *,
         board: StatusBoard | None = None,
         backoff: Backoff | None = None,
+        embed: bool = True,
+        name: str = "index",
     ) -> None:
         self.engine = engine
         self.parts = parts
+        self.embed = embed  # False on a web node of many: workers embed, it only follows (`sync_vector`)
         self.now = now
         self.batch = batch
         self.batches_per_tick = batches_per_tick
-        self.health = (board if board is not None else StatusBoard(engine, now)).loop("index")
+        self.health = (board if board is not None else StatusBoard(engine, now)).loop(name)
         self.backoff = backoff or Backoff()
         self._backlog_at: float | None = None  # monotonic time the backlog was last counted
         self._stop = threading.Event()
@@ -421,6 +428,7 @@ class IndexWorker:
         done = indexer.sync_keyword(self.engine, self.parts.keyword)
         if self.parts.vector is not None and self.parts.embedder is not None:
             done += indexer.sync_vector(self.engine, self.parts.vector, self.parts.embedder.model)
+        if self.embed and self.parts.vector is not None and self.parts.embedder is not None:
             done += indexer.embed_pending(
                 self.engine,
                 self.parts.embedder,

@@ -147,20 +147,7 @@ def embed_pending(
             todo = embedding_store.pending(conn, embedder.model, min(batch, total - done))
         if not todo:
             break
-        texts = {t.arxiv_id: document_text(t.title, t.abstract) for t in todo}
-        hashes = {i: text_hash(t) for i, t in texts.items()}
-        same = {t.arxiv_id: t.paper_seq for t in todo if t.stored_hash == hashes[t.arxiv_id]}
-        fresh = [t.arxiv_id for t in todo if t.stored_hash != hashes[t.arxiv_id]]
-        seqs = {t.arxiv_id: t.paper_seq for t in todo}
-        vectors = (
-            embedder.embed_documents([texts[i] for i in fresh]) if fresh else np.zeros((0, embedder.dim))
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
-        with transaction(engine) as conn:
-            at = now()
-            embedding_store.touch(conn, embedder.model, same, at)
-            rows = [(i, vectors[n].astype("<f4").tobytes(), hashes[i]) for n, i in enumerate(fresh)]
-            embedding_store.save(conn, embedder.model, embedder.dim, rows, at, seqs)
+        fresh, vectors = store_vectors(engine, embedder, todo, now)
         if fresh:
             index.upsert(fresh, vectors)
         done += len(todo)
@@ -172,6 +159,38 @@ def embed_pending(
     if batches:
         index.save()
     return done
+
+
+def store_vectors(
+    engine: Engine, embedder: Embedder, todo: list[embedding_store.PendingText], now: Clock
+) -> tuple[list[str], np.ndarray]:
+    """Embed the papers of `todo` whose text changed since their stored vector, and store the vectors (one
+    upsert: a second process storing the same paper at once is harmless); papers whose text did not change
+    are only marked current. Returns the ids embedded and their vectors (rows in that order)."""
+    texts = {t.arxiv_id: document_text(t.title, t.abstract) for t in todo}
+    hashes = {i: text_hash(t) for i, t in texts.items()}
+    same = {t.arxiv_id: t.paper_seq for t in todo if t.stored_hash == hashes[t.arxiv_id]}
+    fresh = [t.arxiv_id for t in todo if t.stored_hash != hashes[t.arxiv_id]]
+    seqs = {t.arxiv_id: t.paper_seq for t in todo}
+    vectors = embedder.embed_documents([texts[i] for i in fresh]) if fresh else np.zeros((0, embedder.dim))
+    vectors = np.asarray(vectors, dtype=np.float32)
+    with transaction(engine) as conn:
+        at = now()
+        embedding_store.touch(conn, embedder.model, same, at)
+        rows = [(i, vectors[n].astype("<f4").tobytes(), hashes[i]) for n, i in enumerate(fresh)]
+        embedding_store.save(conn, embedder.model, embedder.dim, rows, at, seqs)
+    return fresh, vectors
+
+
+def embed_ids(engine: Engine, embedder: Embedder, ids: list[str], now: Clock) -> int:
+    """Embed and store the vectors of those of `ids` still waiting for one (a batch job of the embedding
+    backfill: any worker may take it, and taking it twice only re-checks); returns how many were pending.
+    No index is touched: every node adds the stored vectors to its own (`sync_vector`)."""
+    with engine.connect() as conn:
+        todo = embedding_store.pending_among(conn, embedder.model, ids)
+    if todo:
+        store_vectors(engine, embedder, todo, now)
+    return len(todo)
 
 
 def sync_vector(engine: Engine, index: VectorIndex, model: str, batch: int = 5000) -> int:

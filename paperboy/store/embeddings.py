@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +62,30 @@ def pending(conn: Connection, model: str, limit: int) -> list[PendingText]:
             if r.arxiv_id not in out and len(out) < limit:
                 out[r.arxiv_id] = PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash, r.change_seq)
     return list(out.values())
+
+
+def pending_among(conn: Connection, model: str, ids: Sequence[str]) -> list[PendingText]:
+    """Those of `ids` that need a vector for `model` now (missing, or made from another version)."""
+    e = embeddings.alias("e")
+    joined = papers.outerjoin(e, sa.and_(e.c.arxiv_id == papers.c.arxiv_id, e.c.model == model))
+    out: list[PendingText] = []
+    for start in range(0, len(ids), 500):
+        stmt = (
+            sa.select(papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.change_seq)
+            .add_columns(e.c.text_hash)
+            .select_from(joined)
+            .where(_stale(e), papers.c.arxiv_id.in_(list(ids[start : start + 500])))
+        )
+        rows = conn.execute(stmt)
+        out.extend(PendingText(r.arxiv_id, r.title, r.abstract, r.text_hash, r.change_seq) for r in rows)
+    return out
+
+
+def pending_ids(conn: Connection, model: str, limit: int, exclude: Collection[str] = ()) -> list[str]:
+    """Up to `limit` ids of papers waiting for a vector, newest first (as `pending`), leaving out `exclude`
+    (those already in a queued batch)."""
+    found = pending(conn, model, limit + len(exclude))
+    return [t.arxiv_id for t in found if t.arxiv_id not in exclude][:limit]
 
 
 def count_pending(conn: Connection, model: str) -> int:

@@ -99,3 +99,34 @@ def live_workers(conn: Connection, within_seconds: float = 60.0) -> int:
         ).scalar()
         or 0
     )
+
+
+def in_flight(conn: Connection, task: str, key: str) -> set[str]:
+    """The values of the list argument `key` of every queued or running `task` job (e.g. the paper ids of
+    embedding batches not yet done), so that a planner does not queue them twice; empty without a queue."""
+    if not has_queue(conn):
+        return set()
+    rows = conn.execute(
+        sa.text(
+            "SELECT jsonb_array_elements_text(args -> :key) FROM procrastinate_jobs"
+            " WHERE task_name = :task AND status IN ('todo', 'doing')"
+        ),
+        {"key": key, "task": task},
+    ).scalars()
+    return set(rows)
+
+
+def waiting(conn: Connection, task: str) -> int:
+    """How many `task` jobs are queued or running; 0 without a queue."""
+    if not has_queue(conn):
+        return 0
+    return int(
+        conn.execute(
+            sa.text(
+                "SELECT count(*) FROM procrastinate_jobs"
+                " WHERE task_name = :task AND status IN ('todo', 'doing')"
+            ),
+            {"task": task},
+        ).scalar()
+        or 0
+    )

@@ -1,0 +1,232 @@
+"""`paperboy worker` on PostgreSQL's job queue (procrastinate), with real worker processes.
+
+- The roles refuse to start where they cannot work (SQLite, no shared secret key).
+- Two workers run each scheduled ingest slot once: the slot is deferred once (a unique constraint), and
+  taken by one of them.
+- A worker killed with SIGKILL in the middle of a job loses nothing: another worker takes the job again
+  once the dead one's heartbeat is stale, and what it stores is stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+from upstream import Reply, Upstream
+
+from paperboy.cli import main
+
+pytestmark = pytest.mark.postgres
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KEY = "k" * 48
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _env(engine: Engine, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOY_")}
+    env.update(
+        PAPERBOY_DATABASE_URL=_url(engine),
+        PAPERBOY_SECRET_KEY=KEY,
+        PAPERBOY_DATA_DIR=str(tmp_path / "data"),
+        PAPERBOY_EMBEDDING_MODEL="/no/such/model",  # no embedding: these tests are about the queue
+        PAPERBOY_DIGESTS="false",
+        PAPERBOY_HTTP_RETRIES="0",
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def workers(n: int, env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = []
+    logs = []
+    try:
+        for i in range(n):
+            log = open(tmp_path / f"worker{i}.log", "ab")  # noqa: SIM115 - closed below
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "paperboy", "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+
+
+def _logs(tmp_path: Path) -> str:
+    return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("worker*.log")))
+
+
+def _wait(predicate, timeout: float, tmp_path: Path, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}\n{_logs(tmp_path)}")
+
+
+def _jobs(engine: Engine, task: str) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, status::text AS status, attempts, args, worker_id FROM procrastinate_jobs"
+                " WHERE task_name = :t ORDER BY id"
+            ),
+            {"t": task},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def test_web_and_worker_refuse_sqlite_and_a_missing_secret_key(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    base = {"PAPERBOY_DATA_DIR": str(tmp_path), "PAPERBOY_SECRET_KEY": KEY}
+    for role in ("web", "worker"):
+        sqlite = runner.invoke(
+            main, [role], env={**base, "PAPERBOY_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+        )
+        assert sqlite.exit_code == 1
+        assert "PostgreSQL" in sqlite.output and "paperboy serve" in sqlite.output
+        keyless = runner.invoke(
+            main,
+            [role],
+            env={"PAPERBOY_DATA_DIR": str(tmp_path), "PAPERBOY_DATABASE_URL": _url(postgres_engine)},
+        )
+        assert keyless.exit_code == 1
+        assert "PAPERBOY_SECRET_KEY" in keyless.output and "every" in keyless.output
+
+
+def test_jobs_command_says_sqlite_has_no_queue(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["jobs"], env={"PAPERBOY_DATA_DIR": str(tmp_path), "PAPERBOY_DATABASE_URL": ""}
+    )
+    assert result.exit_code == 1
+    assert "no job queue" in result.output
+
+
+def test_two_workers_run_each_ingest_slot_once(postgres_engine: Engine, tmp_path: Path) -> None:
+    small = json.loads((FIXTURES / "hf_daily_papers_small.json").read_text())
+    with Upstream() as upstream:
+        upstream.route("/api/daily_papers", None, Reply.json(small[:4]))
+        env = _env(
+            postgres_engine,
+            tmp_path,
+            PAPERBOY_HF_ENDPOINT=upstream.url,
+            PAPERBOY_HF_SYNC_CRON="* * * * * */4",  # a slot every 4 seconds
+        )
+        with workers(2, env, tmp_path):
+            _wait(
+                lambda: (
+                    sum(j["status"] == "succeeded" for j in _jobs(postgres_engine, "ingest_huggingface")) >= 4
+                ),
+                60,
+                tmp_path,
+                "four Hugging Face slots to run",
+            )
+        ingests = _jobs(postgres_engine, "ingest_huggingface")
+        slots = [j["args"]["timestamp"] for j in ingests]  # type: ignore[index]
+        assert len(slots) == len(set(slots)), f"a slot was queued twice: {sorted(slots)}"
+        ran = [j for j in ingests if j["status"] == "succeeded"]
+        with postgres_engine.connect() as conn:
+            runs = conn.execute(
+                sa.text("SELECT count(*) FROM ingest_runs WHERE source LIKE 'huggingface%'")
+            ).scalar()
+            papers = conn.execute(sa.text("SELECT count(*) FROM papers")).scalar()
+        # each succeeded job is one ingest run (a job still running at shutdown may add one more)
+        assert len(ran) <= runs <= len(ran) + 1
+        assert papers == 4
+        # every slot asked Hugging Face once: the first for the last week, each later one for its cursor day
+        asked = upstream.requests_to("/api/daily_papers")
+        first_days = len({r.query["date"] for r in asked})
+        assert len(asked) <= first_days + 2 * len(ran)
+
+
+def test_a_job_of_a_killed_worker_is_taken_again_and_done_once(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    import procrastinate
+
+    from paperboy.tasks import conninfo
+
+    small = json.loads((FIXTURES / "hf_daily_papers_small.json").read_text())
+    with Upstream() as upstream:
+        # The first request hangs (the worker is killed while it waits); later ones answer at once.
+        upstream.route("/api/daily_papers", None, Reply.json(small[:3], delay=60), Reply.json(small[:3]))
+        env = _env(
+            postgres_engine,
+            tmp_path,
+            PAPERBOY_HF_ENDPOINT=upstream.url,
+            PAPERBOY_HF_SYNC_CRON="0 0 1 1 *",  # no slot during the test: the job is deferred by hand
+            PAPERBOY_HTTP_TIMEOUT="120",
+        )
+        app = procrastinate.App(
+            connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo(_url(postgres_engine)))
+        )
+        with workers(1, env, tmp_path) as (first,):
+            # the worker has migrated and registered itself before the job is deferred
+            _wait(lambda: _live_workers(postgres_engine) == 1, 60, tmp_path, "the first worker to start")
+            with app.open():
+                app.configure_task("ingest_huggingface", lock="ingest:huggingface").defer(timestamp=1)
+            _wait(
+                lambda: len(upstream.requests_to("/api/daily_papers")) >= 1, 30, tmp_path, "the job to start"
+            )
+            assert _jobs(postgres_engine, "ingest_huggingface")[0]["status"] == "doing"
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        with workers(1, env, tmp_path):
+            _wait(
+                lambda: _jobs(postgres_engine, "ingest_huggingface")[0]["status"] == "succeeded",
+                90,
+                tmp_path,
+                "the second worker to take the job again",
+            )
+        days = len({r.query["date"] for r in upstream.requests_to("/api/daily_papers")})
+    (job,) = _jobs(postgres_engine, "ingest_huggingface")
+    assert job["attempts"] == 2  # the killed attempt and the one that finished
+    with postgres_engine.connect() as conn:
+        papers = conn.execute(sa.text("SELECT count(*) FROM papers")).scalar()
+        featured = conn.execute(sa.text("SELECT count(*) FROM featurings")).scalar()
+    assert papers == 3
+    assert featured == 3 * days  # once a day each, though the job ran twice
+
+
+def _live_workers(engine: Engine) -> int:
+    from paperboy.store.queue import live_workers
+
+    with engine.connect() as conn:
+        return live_workers(conn, 30)
+
+
+def _succeeded(engine: Engine, task: str) -> int:
+    return sum(j["status"] == "succeeded" for j in _jobs(engine, task))
