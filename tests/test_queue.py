@@ -230,3 +230,33 @@ def _live_workers(engine: Engine) -> int:
 
 def _succeeded(engine: Engine, task: str) -> int:
     return sum(j["status"] == "succeeded" for j in _jobs(engine, task))
+
+
+def test_admin_page_and_jobs_command_show_the_queue(postgres_engine: Engine, tmp_path: Path) -> None:
+    import members
+    import procrastinate
+
+    from paperboy.tasks import conninfo
+
+    connector = procrastinate.SyncPsycopgConnector(conninfo=conninfo(_url(postgres_engine)))
+    app = procrastinate.App(connector=connector)
+    with app.open():
+        app.configure_task("ingest_arxiv", lock="arxiv").defer(timestamp=7, category="cs.CL")
+    with members.client(postgres_engine) as admin:
+        members.signup(admin, "root-admin")
+        page = admin.get("/admin")
+        data = admin.get("/api/admin").json()["queue"]
+    assert page.status_code == 200
+    assert 'id="jobs"' in page.text and "ingest_arxiv" in page.text and "cs.CL" in page.text
+    assert data["counts"]["todo"] == 1 and data["counts"]["failed"] == 0
+    (job,) = data["jobs"]
+    assert job["task"] == "ingest_arxiv" and job["status"] == "todo" and job["args"]["category"] == "cs.CL"
+
+    listed = CliRunner().invoke(
+        main,
+        ["jobs", "--json"],
+        env={"PAPERBOY_DATABASE_URL": _url(postgres_engine), "PAPERBOY_DATA_DIR": str(tmp_path)},
+    )
+    assert listed.exit_code == 0, listed.output
+    out = json.loads(listed.output)
+    assert out["counts"]["todo"] == 1 and out["jobs"][0]["task"] == "ingest_arxiv"

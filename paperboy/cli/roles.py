@@ -204,14 +204,17 @@ def jobs(statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     engine = open_engine(settings)
     wanted = statuses or ("todo", "doing", "failed")
     with engine.connect() as conn:
-        if not queue_store.has_queue(conn):
-            raise click.ClickException(
-                "this database has no job queue: it is SQLite, where `paperboy serve` runs the background"
-                " work in its own process (see `paperboy index status` and `paperboy ingest log`)"
-            )
-        counts = queue_store.counts(conn)
-        workers = queue_store.live_workers(conn)
-        listed = queue_store.recent(conn, wanted, limit)
+        has_queue = queue_store.has_queue(conn)
+        if has_queue:
+            counts = queue_store.counts(conn)
+            workers = queue_store.live_workers(conn)
+            listed = queue_store.recent(conn, wanted, limit)
+    engine.dispose()
+    if not has_queue:
+        raise click.ClickException(
+            "this database has no job queue: it is SQLite, where `paperboy serve` runs the background"
+            " work in its own process (see `paperboy index status` and `paperboy ingest log`)"
+        )
     if as_json:
         out = {
             "counts": counts,

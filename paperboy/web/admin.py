@@ -19,6 +19,7 @@ from paperboy.errors import Forbidden, InvalidInput, NotFound
 from paperboy.models import Claim, Comment, StoredPaper, User
 from paperboy.store import background as background_store
 from paperboy.store import papers as paper_store
+from paperboy.store import queue as queue_store
 from paperboy.store import users as user_store
 from paperboy.web import deps, health, schemas
 from paperboy.web.deps import Pages, Site
@@ -38,6 +39,11 @@ class Moderation:
     featurings: list[StoredPaper]
     users: list[User]
     background: list[background_store.LoopStatus]  # index worker, sync jobs, digests (background_status)
+    # the job queue of a deployment on PostgreSQL (paperboy worker): counts by state ({} on SQLite), live
+    # workers, and the newest queued, running and failed jobs
+    queue_counts: dict[str, int]
+    queue_workers: int
+    queue_jobs: list[queue_store.QueuedJob]
 
 
 def moderation(conn: Connection) -> Moderation:
@@ -47,6 +53,9 @@ def moderation(conn: Connection) -> Moderation:
         featurings=paper_store.recent_featurings(conn, LIMIT),
         users=user_store.list_users(conn, 500),
         background=background_store.all_statuses(conn),
+        queue_counts=queue_store.counts(conn),
+        queue_workers=queue_store.live_workers(conn),
+        queue_jobs=queue_store.recent(conn, ("todo", "doing", "failed"), LIMIT),
     )
 
 
@@ -132,8 +141,9 @@ def admin_json(
     _admin: User = Depends(_admin_of_api), conn: Connection = Depends(deps.conn)
 ) -> dict[str, Any]:
     """The moderation page's data (admins only): pending claims, recent comments with their state, recent
-    featurings, members, and each background loop's status (as /readyz shows it). Emails are never
-    included."""
+    featurings, members, each background loop's status (as /readyz shows it) and, on PostgreSQL, the job
+    queue (`queue`: counts by state, live workers, the newest queued, running and failed jobs; counts are
+    empty on SQLite). Emails are never included."""
     data = moderation(conn)
     return {
         "claims": [
@@ -174,4 +184,21 @@ def admin_json(
             for u in data.users
         ],
         "background": {s.name: health.loop_json(s) for s in data.background},
+        "queue": {
+            "counts": data.queue_counts,
+            "workers": data.queue_workers,
+            "jobs": [
+                {
+                    "id": j.id,
+                    "task": j.task,
+                    "status": j.status,
+                    "attempts": j.attempts,
+                    "lock": j.lock,
+                    "args": j.args,
+                    "scheduledAt": j.scheduled_at.isoformat() if j.scheduled_at else None,
+                    "lastEventAt": j.last_event_at.isoformat() if j.last_event_at else None,
+                }
+                for j in data.queue_jobs
+            ],
+        },
     }
