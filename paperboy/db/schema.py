@@ -418,3 +418,40 @@ paper_deletions = sa.Table(
     sa.Column("change_seq", sa.BigInteger, nullable=False),
     sa.Column("deleted_at", UTCDateTime(), nullable=False),
 )
+
+
+# Migration 0014: search index snapshots shared through the database (search/snapshot.py). A node with an
+# empty disk downloads the newest snapshot instead of rebuilding both indexes from the papers and vectors,
+# then catches up from the change sequences the snapshot was synced to. The content is a tar (the keyword
+# index folder, the vector file and its sidecar, a manifest) in chunks of a few MB, each written in its own
+# short transaction; `completed_at` is set, in one transaction with the pruning of older snapshots, once
+# every chunk is in: a snapshot without it is still being written (or its writer died) and is never read.
+index_snapshots = sa.Table(
+    "index_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=True),  # the vector index's model; None: keyword only
+    # the change sequences the indexes were synced to (papers.change_seq, embeddings.change_seq): catch-up
+    # starts after them; None where a part is absent (or was saved before change sequences)
+    sa.Column("keyword_seq", sa.BigInteger, nullable=True),
+    sa.Column("vector_seq", sa.BigInteger, nullable=True),
+    sa.Column("manifest", sa.JSON, nullable=False),  # format, what the tar holds, counts, schema versions
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),  # of the tar
+    sa.Column("chunks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sha256", sa.String(64), nullable=True),  # of the tar; set with completed_at
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),  # None: still being written, never read
+)
+
+index_snapshot_chunks = sa.Table(
+    "index_snapshot_chunks",
+    metadata,
+    sa.Column(
+        "snapshot_id",
+        sa.Integer,
+        sa.ForeignKey("index_snapshots.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("n", sa.Integer, primary_key=True),  # 0, 1, 2, … in the order of the tar's bytes
+    sa.Column("data", sa.LargeBinary, nullable=False),  # PostgreSQL: storage EXTERNAL (no pglz attempt)
+)

@@ -541,6 +541,20 @@ def _register(index: tantivy.Index) -> None:
 _FOOTER_MAGIC = 1337
 
 
+def segment_files(path: Path, meta: Any) -> set[str]:
+    """The names of the files in folder `path` that hold the segments `meta` (its meta.json, parsed) lists:
+    what a copy of the committed index needs besides meta.json and the sidecar."""
+    wanted: set[str] = set()
+    for seg in meta["segments"]:
+        prefix = str(seg["segment_id"]).replace("-", "")
+        for f in path.glob(prefix + ".*"):
+            if not f.name.endswith(".del"):
+                wanted.add(f.name)
+        if seg.get("deletes"):
+            wanted.add(f"{prefix}.{seg['deletes']['opstamp']}.del")
+    return wanted
+
+
 def _verify_checksums(path: Path) -> None:
     """Check every file of the committed segments against the CRC-32 in its tantivy footer.
 
@@ -553,15 +567,7 @@ def _verify_checksums(path: Path) -> None:
         meta_text: str | None = None
         try:
             meta_text = (path / "meta.json").read_text(encoding="utf-8")
-            meta = json.loads(meta_text)
-            wanted: set[str] = set()
-            for seg in meta["segments"]:
-                prefix = str(seg["segment_id"]).replace("-", "")
-                for f in path.glob(prefix + ".*"):
-                    if not f.name.endswith(".del"):
-                        wanted.add(f.name)
-                if seg.get("deletes"):
-                    wanted.add(f"{prefix}.{seg['deletes']['opstamp']}.del")
+            wanted = segment_files(path, json.loads(meta_text))
             for name in sorted(wanted):
                 _verify_file(path / name)
             return

@@ -179,15 +179,7 @@ class VectorIndex:
     def load(cls, path: Path, dim: int, model: str) -> VectorIndex:
         """The index saved at `path`; IndexUnusable when missing, damaged, or built for another model/dim."""
         path = Path(path)
-        meta = cls._read_sidecar(path, dim, model)
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise IndexUnusable(f"vector index {path}: {exc.strerror or exc}") from exc
-        if size != meta["bytes"]:
-            raise IndexUnusable(f"vector index {path}: {size} bytes, expected {meta['bytes']} (truncated?)")
-        if _crc32(path) != meta["crc32"]:
-            raise IndexUnusable(f"vector index {path}: checksum mismatch (corrupt or half-written)")
+        meta = cls.verify(path, dim, model)
         _load_usearch()
         from usearch.index import Index, MetricKind, ScalarKind
 
@@ -222,6 +214,21 @@ class VectorIndex:
         # None: saved before change sequences; the index worker continues from synced_at with an overlap
         out.synced_seq = seq
         return out
+
+    @classmethod
+    def verify(cls, path: Path, dim: int, model: str) -> dict[str, Any]:
+        """Check the file at `path` against its sidecar (model, dimension, size, CRC-32) without loading it;
+        the sidecar's contents. IndexUnusable when missing, damaged, or built for another model/dim."""
+        meta = cls._read_sidecar(path, dim, model)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise IndexUnusable(f"vector index {path}: {exc.strerror or exc}") from exc
+        if size != meta["bytes"]:
+            raise IndexUnusable(f"vector index {path}: {size} bytes, expected {meta['bytes']} (truncated?)")
+        if _crc32(path) != meta["crc32"]:
+            raise IndexUnusable(f"vector index {path}: checksum mismatch (corrupt or half-written)")
+        return meta
 
     @staticmethod
     def _read_sidecar(path: Path, dim: int, model: str) -> dict[str, Any]:
@@ -385,15 +392,17 @@ class VectorIndex:
                     self._ids[key] = None
                 self._free.extend(keys)
 
-    def save(self) -> None:
+    def save(self, to: Path | None = None) -> None:
         """Write the index and its sidecar atomically (temporary files, then os.replace); searches go on
         meanwhile, writers wait. A crash between the two renames leaves a pair whose checksum disagrees:
-        `load` says IndexUnusable and the caller rebuilds."""
+        `load` says IndexUnusable and the caller rebuilds. `to`: write a copy there instead (a snapshot:
+        what the index holds and the `synced_seq` it holds it to, taken together)."""
+        target = self.path if to is None else Path(to)
         with self._save_lock, self._lock.read():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             tag = f".tmp-{os.getpid()}-{threading.get_ident()}"
-            tmp_index = self.path.with_name(self.path.name + tag)
-            side = _sidecar(self.path)
+            tmp_index = target.with_name(target.name + tag)
+            side = _sidecar(target)
             tmp_side = side.with_name(side.name + tag)
             try:
                 self._index.save(str(tmp_index))
@@ -417,7 +426,7 @@ class VectorIndex:
                     json.dump(meta, f, separators=(",", ":"))
                     f.flush()
                     os.fsync(f.fileno())
-                os.replace(tmp_index, self.path)
+                os.replace(tmp_index, target)
                 os.replace(tmp_side, side)
             finally:
                 for t in (tmp_index, tmp_side):
