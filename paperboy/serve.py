@@ -360,12 +360,14 @@ def open_search(
     with_vectors: bool = True,
     sync: bool = True,
     progress: Progress | None = None,
+    root: Path | None = None,
 ) -> SearchParts:
-    """Open the keyword index and, with an embedder, the vector index; rebuilt from the database when
-    unusable, and brought up to date unless `sync` is False (then the IndexWorker does it)."""
+    """Open the keyword index and, with an embedder, the vector index (in `root`, default `index_dir`);
+    rebuilt from the database when unusable, and brought up to date unless `sync` is False (then the
+    IndexWorker does it)."""
     from paperboy.search import indexer
 
-    root = index_dir(settings)
+    root = root or index_dir(settings)
     keyword = indexer.open_keyword_index(root / "keyword", engine, progress, sync=sync)
     vector = None
     if with_vectors and embedder is not None:

@@ -4,6 +4,7 @@ only, any number of them) and `paperboy worker` (jobs only, any number), sharing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -53,7 +54,14 @@ def cluster_settings(settings: Settings, role: str) -> Settings:
     metavar="ADDRESSES",
     help="Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto to believe (as for serve).",
 )
-def web(host: str | None, port: int | None, forwarded_allow_ips: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the one port (each its own search replica in data_dir/index/web-N: memory × N).",
+)
+def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, workers: int) -> None:
     """Serve HTTP only, as one of several web processes on one PostgreSQL.
 
     Needs PAPERBOY_DATABASE_URL (PostgreSQL) and PAPERBOY_SECRET_KEY, the same on every node. It runs no
@@ -62,6 +70,10 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None) -> 
     keyword within seconds of their ingest, by meaning within seconds of a worker storing their vector.
     Rate limits are shared when PAPERBOY_RATE_LIMIT_STORAGE names a Redis server; otherwise each process
     counts alone (told at start).
+
+    With --workers N it forks N processes that accept connections on the one port (the kernel spreads
+    them), restarts one that dies, and stops them all on SIGTERM or Ctrl-C. Routes are synchronous and
+    Python runs one thread at a time per process, so N processes use N cores.
     """
     import logging
     from functools import partial
@@ -73,6 +85,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None) -> 
     from paperboy.serve import (
         IndexWorker,
         first_account_code,
+        index_dir,
         load_embedder_or_none,
         open_search,
         secret_key,
@@ -93,10 +106,22 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None) -> 
             " its own, so N web processes allow N times the limits; set it to redis://… to share them"
         )
     listening = bind_listener(settings.host, settings.port)
+    slot = None
+    if workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up the processes' counters
+            import tempfile
+
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="paperboy-metrics-")
+        slot = supervise(workers, echo)  # returns only in a child: its number
     engine = open_engine(settings)  # migrations wait on one another (an advisory lock)
     board = StatusBoard(engine, utcnow)
     node = f"{socket.gethostname()}:{settings.port}"
-    parts = open_search(settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False)
+    root = index_dir(settings) / f"web-{slot}" if slot is not None else None
+    parts = open_search(
+        settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False, root=root
+    )
+    if slot is not None:
+        node = f"{node}/{slot}"
     follower = IndexWorker(engine, parts, utcnow, board=board, embed=False, name=f"index@{node}")
     queue = queue_client(settings)
     site = Site(name=settings.site_name, public_url=settings.public_url, trending_days=settings.trending_days)
@@ -135,6 +160,69 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None) -> 
 
 
 FOLLOW_SECONDS = 5.0  # how often an idle web node looks for new papers and vectors in the database
+
+
+def supervise(workers: int, echo: Any) -> int:
+    """Fork `workers` children, each to serve on the listening socket the parent bound; in a child, return
+    its number (0..workers-1). The parent never returns: it restarts a child that dies (after a pause, so a
+    child that cannot start does not spin), forwards SIGTERM/SIGINT to them all and exits when they have.
+    Forking happens before any thread, engine or model exists, so each child builds its own."""
+    import signal
+    import sys
+    import time
+
+    children: dict[int, int] = {}  # pid -> slot
+    stopping = False
+
+    def spawn(slot: int) -> int | None:
+        # Signals wait while forking: a SIGTERM arriving now reaches the parent once the child is on its
+        # list (so it is stopped too), and the child only after it has its default handlers back.
+        blocked = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                return slot
+            children[pid] = slot
+            return None
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for slot in range(workers):
+        mine = spawn(slot)
+        if mine is not None:
+            return mine
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    echo(f"paperboy web: {workers} processes serve the port (pids {', '.join(map(str, children))})")
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries os.wait; kept for clarity
+            continue
+        ended = children.pop(pid, None)
+        if ended is None or stopping:
+            continue
+        slot = ended
+        echo(f"paperboy web: process {pid} (slot {slot}) ended with status {status}; starting another")
+        time.sleep(1.0)
+        if stopping:  # told to stop meanwhile
+            continue
+        mine = spawn(slot)
+        if mine is not None:
+            return mine
+    sys.exit(0)
 
 
 @main.command()
