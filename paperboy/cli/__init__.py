@@ -341,4 +341,4 @@ def db_upgrade() -> None:
 
 # The command groups live in their own modules; importing them registers their commands on `main`
 # (in this order, which `paperboy --help` and docs/cli.md follow).
-from paperboy.cli import members, digest, ingest, indexes, demo, database  # noqa: E402, F401, I001
+from paperboy.cli import members, digest, ingest, indexes, demo, roles, database  # noqa: E402, F401, I001
