@@ -361,13 +361,20 @@ def open_search(
     sync: bool = True,
     progress: Progress | None = None,
     root: Path | None = None,
+    snapshot: bool = False,
 ) -> SearchParts:
     """Open the keyword index and, with an embedder, the vector index (in `root`, default `index_dir`);
     rebuilt from the database when unusable, and brought up to date unless `sync` is False (then the
-    IndexWorker does it)."""
+    IndexWorker does it). `snapshot`: first restore what is missing (or far behind) from the newest index
+    snapshot in the database (search/snapshot.py), so that only the changes since it are synced."""
     from paperboy.search import indexer
 
     root = root or index_dir(settings)
+    if snapshot:
+        from paperboy.search.snapshot import restore_latest
+
+        model = embedder.model if with_vectors and embedder is not None else None
+        restore_latest(engine, root, model)
     keyword = indexer.open_keyword_index(root / "keyword", engine, progress, sync=sync)
     vector = None
     if with_vectors and embedder is not None:

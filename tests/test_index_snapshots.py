@@ -404,3 +404,21 @@ def test_a_present_index_is_replaced_only_when_far_behind(engine: Engine, tmp_pa
     assert kw_b.count() == 42 and indexer.sync_keyword(engine, kw_b) == 0
     kw_b.close()
     kw_a.close()
+
+
+def test_open_search_starts_from_the_snapshot_when_asked(engine: Engine, tmp_path: Path) -> None:
+    """What `paperboy web` calls at start-up: open_search(..., snapshot=True) restores, then syncs."""
+    from paperboy.config import Settings
+    from paperboy.serve import index_dir, open_search
+
+    _, kw_a, vec_a = _publisher(engine, tmp_path, n=60)
+    snapshot.publish_snapshot(engine, kw_a, vec_a, now=lambda: NOW)
+    _write(engine, _papers(4000, 7, seed=5))
+    settings = Settings(data_dir=tmp_path / "b")
+    parts = open_search(settings, engine, embedder=WordEmbedder(), sync=False, snapshot=True)
+    assert parts.vector is not None
+    assert parts.keyword.count() == 60 and len(parts.vector) == 60  # restored, not rebuilt
+    assert indexer.sync_keyword(engine, parts.keyword) == 7
+    assert (index_dir(settings) / snapshot.KEYWORD_DIR / "meta.json").is_file()
+    parts.keyword.close()
+    kw_a.close()
