@@ -172,6 +172,13 @@ class Settings(BaseSettings):
             "data_dir/secret_key; set it when several servers share one database."
         ),
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, GET /metrics answers only requests sending `Authorization: Bearer <this token>` (401 "
+            "for others); unset, anyone who reaches the server may read it (counts and route templates only)."
+        ),
+    )
     smtp_url: SecretStr | None = Field(
         default=None,
         description=(
@@ -194,6 +201,13 @@ class Settings(BaseSettings):
     digests: bool = Field(
         default=True,
         description="Plan and send email digests on a schedule while `paperboy serve` runs (every 5 min).",
+    )
+    digest_cron: str | None = Field(
+        default=None,
+        description=(
+            "`paperboy worker` only: the cron line of the digest planning rounds, in UTC (five fields, or a"
+            " sixth for seconds); default: every 5 minutes."
+        ),
     )
     rate_subscribe: str = Field(
         default="10 per hour", description="Subscribe requests allowed per address (confirmation mails)."

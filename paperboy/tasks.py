@@ -17,6 +17,10 @@ decided by the database, never by a process:
   each; a digest per subscriber and period is written once (a unique constraint), whoever plans it.
   **Mail** is one job at a time deployment-wide (the lock `mail`) at PAPERBOY_MAIL_RATE, from the outbox,
   whose lease gives the mail of a killed sender to the next one.
+- **Index upkeep** (`index_upkeep`, hourly, one at a time): the worker that takes it brings its own replica
+  up to date (from the newest snapshot when it has none) and publishes a snapshot of it in the database
+  (search/snapshot.py) when the indexes moved since the last one, so a new web node starts from it in
+  seconds to minutes instead of rebuilding for an hour.
 - **Jobs of a killed worker**: workers beat every `HEARTBEAT` seconds; `retry_stalled` (every 10 s) puts
   back the running jobs of a worker silent for `STALLED_AFTER` seconds. Old finished jobs are pruned daily.
 
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 
     from paperboy.ingest import IngestResult
     from paperboy.search.embed import Embedder
+    from paperboy.serve import SearchParts
 
 log = logging.getLogger("paperboy.tasks")
 Clock = Callable[[], datetime]
@@ -62,6 +67,7 @@ EMBED_BATCH = "embed_batch"
 PLAN_DIGESTS = "plan_digests"
 DIGEST_SHARD = "digest_shard"
 SEND_MAIL = "send_mail"
+INDEX_UPKEEP = "index_upkeep"
 RETRY_STALLED = "retry_stalled"
 PRUNE_JOBS = "prune_jobs"
 
@@ -79,6 +85,9 @@ EMBED_CRON = "* * * * *"
 MAIL_CRON = "* * * * *"
 STALLED_CRON = "* * * * * */10"  # procrastinate: a sixth column is seconds
 PRUNE_CRON = "17 3 * * *"
+INDEX_CRON = (
+    "41 * * * *"  # hourly: a new web node restores a snapshot at most an hour behind, then catches up
+)
 
 
 def hf_cron(minutes: int) -> str:
@@ -137,6 +146,7 @@ class Collaborators:
     board: StatusBoard
     load_embedder: Callable[[], Embedder | None]
     _embedder: list[Embedder | None] = field(default_factory=list)
+    _search: list[SearchParts] = field(default_factory=list)  # this worker's replica, once opened
     _lock: threading.Lock = field(default_factory=threading.Lock)
     hf: PoliteClient | None = None
     arxiv: PoliteClient | None = None
@@ -279,6 +289,15 @@ def build_worker_app(c: Collaborators) -> procrastinate.App:
     app.periodic(cron=EMBED_CRON)(plan_task)
     embed_task = app.task(name=EMBED_BATCH, retry=retry)(embed_batch)
 
+    # --- index upkeep: a fresh snapshot for new web nodes ---------------------------------------------------
+    def index_upkeep(timestamp: int | None = None) -> dict[str, Any]:
+        return dict(_report(c, "index-snapshot", lambda: upkeep_index(c)))
+
+    upkeep_task = app.task(name=INDEX_UPKEEP, lock="index-upkeep", queueing_lock="index-upkeep", retry=retry)(
+        index_upkeep
+    )
+    app.periodic(cron=INDEX_CRON)(upkeep_task)
+
     # --- digests and mail --------------------------------------------------------------------------------
     if settings.digests:
         _register_digests(app, c, retry)
@@ -302,6 +321,41 @@ def build_worker_app(c: Collaborators) -> procrastinate.App:
     prune_task = app.task(name=PRUNE_JOBS, pass_context=True, queueing_lock=PRUNE_JOBS)(prune_jobs)
     app.periodic(cron=PRUNE_CRON)(prune_task)
     return app
+
+
+def upkeep_index(c: Collaborators) -> dict[str, Any]:
+    """Bring this worker's replica up to date and publish a snapshot of it when it moved since the newest
+    one. The replica is opened once per process: from the newest snapshot when this worker has none (or
+    its own is far behind), else rebuilt from the database (the first time, at a million papers, an hour)."""
+    from paperboy.search import indexer
+    from paperboy.search.snapshot import publish_snapshot, restore_latest
+    from paperboy.serve import index_dir, open_search
+    from paperboy.store import index_snapshots
+
+    embedder = c.embedder()
+    model = embedder.model if embedder is not None else None
+    if not c._search:
+        restore_latest(c.engine, index_dir(c.settings), model)
+        c._search.append(open_search(c.settings, c.engine, embedder=embedder, sync=False))
+    parts = c._search[0]
+    indexer.sync_keyword(c.engine, parts.keyword)
+    if parts.vector is not None and model is not None:
+        indexer.sync_vector(c.engine, parts.vector, model)
+    with c.engine.connect() as conn:
+        newest = index_snapshots.latest(conn, model)
+    keyword_seq = parts.keyword.synced_seq
+    vector_seq = parts.vector.synced_seq if parts.vector is not None else None
+    if newest is not None and (newest.keyword_seq, newest.vector_seq) == (keyword_seq, vector_seq):
+        return {"published": False, "snapshot": newest.id, "why": "nothing changed since it"}
+    published = publish_snapshot(c.engine, parts.keyword, parts.vector, now=c.now)
+    return {
+        "published": True,
+        "snapshot": published.id,
+        "bytes": published.bytes,
+        "seconds": round(published.seconds, 1),
+        "keyword_seq": published.keyword_seq,
+        "vector_seq": published.vector_seq,
+    }
 
 
 def _register_digests(app: procrastinate.App, c: Collaborators, retry: Any) -> None:
@@ -366,7 +420,7 @@ def _register_digests(app: procrastinate.App, c: Collaborators, retry: Any) -> N
         }
 
     plan = app.task(name=PLAN_DIGESTS, queueing_lock=PLAN_DIGESTS)(plan_digests)
-    app.periodic(cron=DIGEST_CRON)(plan)
+    app.periodic(cron=settings.digest_cron or DIGEST_CRON)(plan)
     shard_task = app.task(name=DIGEST_SHARD, retry=retry)(digest_shard)
     send = app.task(name=SEND_MAIL, lock="mail", queueing_lock="mail", retry=retry)(send_mail)
     app.periodic(cron=MAIL_CRON)(send)

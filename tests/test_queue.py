@@ -260,3 +260,44 @@ def test_admin_page_and_jobs_command_show_the_queue(postgres_engine: Engine, tmp
     assert listed.exit_code == 0, listed.output
     out = json.loads(listed.output)
     assert out["counts"]["todo"] == 1 and out["jobs"][0]["task"] == "ingest_arxiv"
+
+
+def test_index_upkeep_publishes_a_snapshot_only_when_the_indexes_moved(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from paperboy.config import Settings
+    from paperboy.models import Record
+    from paperboy.scheduler import StatusBoard
+    from paperboy.search.snapshot import restore_latest
+    from paperboy.serve import open_search
+    from paperboy.sources.snapshot import parse_line
+    from paperboy.store.papers import upsert_records
+    from paperboy.tasks import Collaborators, upkeep_index
+
+    now = lambda: datetime(2026, 12, 6, tzinfo=UTC)  # noqa: E731
+    lines = (FIXTURES / "arxiv_listing_small.jsonl").read_text().splitlines()
+    records = [Record(parse_line(json.loads(line), "fixture")) for line in lines]
+    with postgres_engine.begin() as conn:
+        upsert_records(conn, records[:20], now())
+    settings = Settings(data_dir=tmp_path / "worker", database_url=_url(postgres_engine), secret_key=KEY)
+    c = Collaborators(postgres_engine, settings, now, StatusBoard(postgres_engine, now), lambda: None)
+    first = upkeep_index(c)
+    assert first["published"] is True
+    assert upkeep_index(c) == {
+        "published": False,
+        "snapshot": first["snapshot"],
+        "why": "nothing changed since it",
+    }
+    with postgres_engine.begin() as conn:
+        upsert_records(conn, records[20:30], now())
+    again = upkeep_index(c)
+    assert again["published"] is True and again["keyword_seq"] > first["keyword_seq"]
+
+    # a new web node starts from it: its replica holds the 30 papers before any sync
+    node = Settings(data_dir=tmp_path / "web", database_url=_url(postgres_engine), secret_key=KEY)
+    assert restore_latest(postgres_engine, tmp_path / "web" / "index", None)
+    parts = open_search(node, postgres_engine, sync=False)
+    assert parts.keyword.count() == 30
+    parts.keyword.close()

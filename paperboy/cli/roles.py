@@ -82,6 +82,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
 
     from paperboy.community.submit import arxiv_fetcher
     from paperboy.scheduler import StatusBoard
+    from paperboy.search.snapshot import restore_latest
     from paperboy.serve import (
         IndexWorker,
         first_account_code,
@@ -117,9 +118,10 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
     board = StatusBoard(engine, utcnow)
     node = f"{socket.gethostname()}:{settings.port}"
     root = index_dir(settings) / f"web-{slot}" if slot is not None else None
-    parts = open_search(
-        settings, engine, embedder=load_embedder_or_none(settings, echo), sync=False, root=root
-    )
+    embedder = load_embedder_or_none(settings, echo)
+    # An empty (or far behind) replica starts from the newest snapshot a worker published, not a rebuild
+    restore_latest(engine, root or index_dir(settings), embedder.model if embedder is not None else None)
+    parts = open_search(settings, engine, embedder=embedder, sync=False, root=root)
     if slot is not None:
         node = f"{node}/{slot}"
     follower = IndexWorker(engine, parts, utcnow, board=board, embed=False, name=f"index@{node}")
@@ -138,6 +140,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
         signup_verify_email=settings.signup_verify_email,
         setup_code=first_account_code(engine, settings, echo, shared=True),
         max_body_bytes=settings.max_body_bytes,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,
             min_interval=settings.arxiv_min_interval,
