@@ -114,6 +114,14 @@ def conninfo(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def arxiv_pacer(settings: Settings) -> Callable[[], None]:
+    """arXiv's interval held across the deployment's processes: web nodes looking up a submitted paper and
+    the worker running an arXiv job take turns on one key of the shared rate-limit storage (Redis)."""
+    from paperboy.sources.pacing import SharedPacer
+
+    return SharedPacer(settings.rate_limit_storage, "arxiv", settings.arxiv_min_interval)
+
+
 def queue_client(settings: Settings) -> procrastinate.App:
     """A queue handle for deferring jobs from synchronous code (a web process): opened, no tasks."""
     import procrastinate
@@ -218,6 +226,7 @@ def build_worker_app(c: Collaborators) -> procrastinate.App:
             min_interval=settings.arxiv_min_interval,
             retries=settings.http_retries,
             timeout=settings.http_timeout,
+            pacer=arxiv_pacer(settings),
         )
 
         def ingest_arxiv(timestamp: int, category: str) -> dict[str, Any]:
@@ -306,10 +315,11 @@ def build_worker_app(c: Collaborators) -> procrastinate.App:
     async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
         manager = context.app.job_manager
         stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER))
+        retried = 0
         for job in stalled:
-            await manager.retry_job(job)
+            retried += await _retry_stalled_job(manager, job)
         await manager.prune_stalled_workers(seconds_since_heartbeat=STALLED_AFTER)
-        return {"retried": len(stalled)}
+        return {"retried": retried, "stalled": len(stalled)}
 
     stalled_task = app.task(name=RETRY_STALLED, pass_context=True, queueing_lock=RETRY_STALLED)(retry_stalled)
     app.periodic(cron=STALLED_CRON)(stalled_task)
@@ -424,6 +434,30 @@ def _register_digests(app: procrastinate.App, c: Collaborators, retry: Any) -> N
     shard_task = app.task(name=DIGEST_SHARD, retry=retry)(digest_shard)
     send = app.task(name=SEND_MAIL, lock="mail", queueing_lock="mail", retry=retry)(send_mail)
     app.periodic(cron=MAIL_CRON)(send)
+
+
+async def _retry_stalled_job(manager: Any, job: Any) -> int:
+    """Put a dead worker's running job back in the queue; 1 when it is, 0 when it could not be (logged).
+
+    A job with a queueing lock may find the next one of its kind already waiting: the next slot of its
+    schedule, queued while this one ran and unable to start while this one holds the lock. Only one may
+    wait (procrastinate's unique index), so retrying this one would fail on every try and the schedule
+    would stop for good. The waiting one is the same work (an ingest resumes from its cursor, a round
+    plans what is due, a send sends the outbox): it is cancelled, as a slot is skipped when one of its
+    kind is already waiting, and this one, older and holding the lock, is taken again."""
+    from procrastinate.exceptions import UniqueViolation
+
+    for _ in range(3):
+        try:
+            await manager.retry_job(job)
+            return 1
+        except UniqueViolation:
+            if job.queueing_lock is None:
+                raise
+            for waiting in await manager.list_jobs_async(queueing_lock=job.queueing_lock, status="todo"):
+                await manager.cancel_job_by_id_async(waiting.id)
+    log.warning("job %s (%s) of a dead worker could not be queued again", job.id, job.task_name)
+    return 0
 
 
 def _defer_once(app: procrastinate.App, task: str, lock: str) -> None:

@@ -92,7 +92,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
         secret_key,
         serving_settings,
     )
-    from paperboy.tasks import defer_mail, queue_client
+    from paperboy.tasks import arxiv_pacer, defer_mail, queue_client
     from paperboy.web.app import create_app
     from paperboy.web.deps import Site
 
@@ -146,6 +146,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
             min_interval=settings.arxiv_min_interval,
             timeout=settings.http_timeout,
             retries=settings.http_retries,
+            pacer=arxiv_pacer(settings),  # one arXiv client for the whole deployment
         ),
     )
     app.state.background = board

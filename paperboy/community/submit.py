@@ -152,8 +152,16 @@ class ArxivFetcher:
     for one connection), paced by `min_interval`. The HTTP client is made on first use."""
 
     def __init__(
-        self, api_url: str, *, min_interval: float, timeout: float, retries: int, max_wait: float = 10.0
+        self,
+        api_url: str,
+        *,
+        min_interval: float,
+        timeout: float,
+        retries: int,
+        max_wait: float = 10.0,
+        pacer: Callable[[], None] | None = None,
     ) -> None:
+        self._pacer = pacer  # arXiv's pacing shared with the deployment's other processes
         self.api_url = api_url
         self._min_interval, self._timeout, self._retries = min_interval, timeout, retries
         self._max_wait = max_wait  # a member is waiting: a longer Retry-After is "try again later"
@@ -168,6 +176,7 @@ class ArxivFetcher:
                     timeout=self._timeout,
                     retries=self._retries,
                     max_wait=self._max_wait,
+                    pacer=self._pacer,
                 )
             try:
                 for batch in fetch_by_ids(self._client, self.api_url, [arxiv_id]):
@@ -194,7 +203,15 @@ class ArxivFetcher:
         self.close()
 
 
-def arxiv_fetcher(api_url: str, *, min_interval: float, timeout: float, retries: int) -> ArxivFetcher:
+def arxiv_fetcher(
+    api_url: str,
+    *,
+    min_interval: float,
+    timeout: float,
+    retries: int,
+    pacer: Callable[[], None] | None = None,
+) -> ArxivFetcher:
     """What `create_app(fetch_paper=…)` takes: looks submitted papers up on the arXiv Atom API at `api_url`
-    (a `Callable[[str], Paper | None]`; `close()` it, or use it as a context manager, when done)."""
-    return ArxivFetcher(api_url, min_interval=min_interval, timeout=timeout, retries=retries)
+    (a `Callable[[str], Paper | None]`; `close()` it, or use it as a context manager, when done); `pacer`
+    paces it together with the deployment's other arXiv clients (sources/pacing.py)."""
+    return ArxivFetcher(api_url, min_interval=min_interval, timeout=timeout, retries=retries, pacer=pacer)

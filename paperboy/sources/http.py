@@ -50,8 +50,11 @@ class PoliteClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.BaseTransport | None = None,
+        pacer: Callable[[], None] | None = None,
     ) -> None:
         self.min_interval = min_interval
+        # shared with other processes (sources/pacing.py): called before every request, after our own pacing
+        self.pacer = pacer
         self.retries = retries
         self.backoff = backoff
         self.max_wait = max_wait
@@ -81,6 +84,8 @@ class PoliteClient:
             wait = self.min_interval - (self._clock() - self._last)
             if wait > 0:
                 self._sleep(wait)
+        if self.pacer is not None:
+            self.pacer()
         self._last = self._clock()
 
     def get(self, url: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
