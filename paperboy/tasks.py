@@ -114,12 +114,12 @@ def conninfo(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def arxiv_pacer(settings: Settings) -> Callable[[], None]:
+def arxiv_pacer(settings: Settings, max_wait: float = 300.0) -> Callable[[], None]:
     """arXiv's interval held across the deployment's processes: web nodes looking up a submitted paper and
     the worker running an arXiv job take turns on one key of the shared rate-limit storage (Redis)."""
     from paperboy.sources.pacing import SharedPacer
 
-    return SharedPacer(settings.rate_limit_storage, "arxiv", settings.arxiv_min_interval)
+    return SharedPacer(settings.rate_limit_storage, "arxiv", settings.arxiv_min_interval, max_wait=max_wait)
 
 
 def queue_client(settings: Settings) -> procrastinate.App:

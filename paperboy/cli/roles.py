@@ -146,7 +146,7 @@ def web(host: str | None, port: int | None, forwarded_allow_ips: str | None, wor
             min_interval=settings.arxiv_min_interval,
             timeout=settings.http_timeout,
             retries=settings.http_retries,
-            pacer=arxiv_pacer(settings),  # one arXiv client for the whole deployment
+            pacer=arxiv_pacer(settings, max_wait=10.0),  # one arXiv client per deployment; a member waits
         ),
     )
     app.state.background = board
