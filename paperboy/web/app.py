@@ -46,6 +46,7 @@ from paperboy.web import (
     comments_api,
     feeds,
     health,
+    metrics,
     pages,
     profiles,
     security,
@@ -107,7 +108,8 @@ class GuardedApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = BodyLimit(super().build_middleware_stack(), self.max_body_bytes)
-        return security.SecurityHeaders(inner, public_url=self.state.site.public_url)
+        guarded = security.SecurityHeaders(inner, public_url=self.state.site.public_url)
+        return metrics.RequestMetrics(guarded, self.state.metrics, lambda: self.routes)  # counts every answer
 
 
 def request_slots(engine: Engine, threads: int) -> int:
@@ -135,6 +137,7 @@ def create_app(
     setup_code: str | None = None,
     signup_verify_email: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The app over `engine` (already migrated). `clock` is the one source of "now" for every request.
 
@@ -142,6 +145,7 @@ def create_app(
     one, search falls back to a plain keyword scan of the database and "Similar papers" stays empty.
     `threads` is how many requests are worked on at once (the worker threads; each holds one connection, so
     the engine's pool must hold at least that many: `paperboy.db.pool_size_for`).
+    `metrics_token`: when given, /metrics answers only `Authorization: Bearer <it>` (web/metrics.py).
     `page_cache_seconds` > 0 keeps anonymous public answers in memory that long (`web/page_cache.py`).
     `max_body_bytes`: the largest request body taken; bigger ones get 413 unread (`web/body_limit.py`).
     `secret_key` signs CSRF tokens (random per process when not given: forms open across a restart then
@@ -187,6 +191,7 @@ def create_app(
     app.state.signup_verify_email = signup_verify_email
     app.state.hasher = hasher or accounts.new_hasher()
     app.state.fetch_paper = fetch_paper
+    app.state.metrics = metrics.Metrics(token=metrics_token)
 
     def error_response(request: Request, status: int, message: str) -> Response:
         if _wants_json(request):
@@ -274,6 +279,7 @@ def create_app(
     # SecurityHeaders and BodyLimit wrap all of these and ServerErrorMiddleware too: GuardedApp
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)  # /healthz, /readyz: no session, CSRF or rate limit
+    app.include_router(metrics.router)  # /metrics: the same, behind PAPERBOY_METRICS_TOKEN when set
     # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments
     app.include_router(comments_api.router)
     app.include_router(api.router)
