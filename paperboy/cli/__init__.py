@@ -248,6 +248,7 @@ def serve(host: str | None, port: int | None, no_sync: bool, forwarded_allow_ips
         signup_verify_email=settings.signup_verify_email,
         setup_code=first_account_code(engine, settings, echo),  # when others can reach an empty hub
         max_body_bytes=settings.max_body_bytes,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         fetch_paper=arxiv_fetcher(
             settings.arxiv_api_url,
             min_interval=settings.arxiv_min_interval,
