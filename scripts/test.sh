@@ -15,14 +15,19 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-# Debian's redis-server for the shared rate-limit tests (each test starts its own on a free port).
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian's redis-server (shared rate limits, the cluster test: each test starts its own on a free port) and
+# caddy (tests/test_deploy_files.py validates deploy/Caddyfile and runs it in front of a real serve).
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Debian's redis-server for the shared rate-limit tests…"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
-      || echo "redis-server could not be installed: the shared rate-limit tests will skip"
+    echo "installing Debian's$missing for the tests…"
+    # shellcheck disable=SC2086
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+      || echo "$missing could not be installed: the tests that need them will skip"
   else
-    echo "redis-server not found and cannot be installed here: the shared rate-limit tests will skip"
+    echo "$missing not found and cannot be installed here: the tests that need them will skip"
   fi
 fi
 
