@@ -422,3 +422,21 @@ def test_open_search_starts_from_the_snapshot_when_asked(engine: Engine, tmp_pat
     assert (index_dir(settings) / snapshot.KEYWORD_DIR / "meta.json").is_file()
     parts.keyword.close()
     kw_a.close()
+
+
+def test_a_snapshot_of_another_keyword_schema_is_not_downloaded(engine: Engine, tmp_path: Path) -> None:
+    """After an upgrade that changes the keyword index's schema, an older snapshot's keyword index is of no
+    use: the node builds it from the database (the vector index still comes from the snapshot)."""
+    _, kw_a, vec_a = _publisher(engine, tmp_path, n=20)
+    published = snapshot.publish_snapshot(engine, kw_a, vec_a, now=lambda: NOW)
+    with engine.begin() as conn:
+        row = schema.index_snapshots.c
+        manifest = conn.execute(sa.select(row.manifest).where(row.id == published.id)).scalar_one()
+        manifest["keyword"]["schema_version"] = -1
+        conn.execute(
+            sa.update(schema.index_snapshots).where(row.id == published.id).values(manifest=manifest)
+        )
+    done = snapshot.restore(engine, tmp_path / "b", WordEmbedder.model)
+    assert done.parts == ("vector",)
+    assert not (tmp_path / "b" / snapshot.KEYWORD_DIR).exists()
+    kw_a.close()

@@ -116,6 +116,7 @@ def publish_snapshot(
     started = time.perf_counter()
     kw_path = keyword.path if isinstance(keyword, KeywordIndex) else Path(keyword)
     kw_path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(kw_path.parent)
     staging = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=kw_path.parent))
     snapshot_id: int | None = None
     try:
@@ -174,6 +175,15 @@ def publish_snapshot(
         "published index snapshot %d: %d bytes in %d chunks, %.1f s", snapshot_id, sink.size, sink.n, seconds
     )
     return Published(snapshot_id, sink.size, sink.n, digest, kw_seq, vec_seq, seconds)
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Staging folders a publisher that died left behind (an hour old: not one being written now)."""
+    cutoff = time.time() - ABANDONED_AFTER.total_seconds()
+    for stale in folder.glob(".snapshot-*"):
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _members(staging: Path, manifest: dict[str, Any]) -> list[str]:
@@ -365,7 +375,8 @@ def _wanted_parts(
     conn: Any, root: Path, snap: store.Snapshot, model: str | None, force: bool, behind: int
 ) -> tuple[str, ...]:
     parts: list[str] = []
-    if "keyword" in snap.manifest:
+    kw = snap.manifest.get("keyword")
+    if isinstance(kw, dict) and kw.get("schema_version") == keyword_mod.SCHEMA_VERSION:
         seq = _local_keyword_seq(root / KEYWORD_DIR)
         if _ahead(
             seq, snap.keyword_seq, force, behind, lambda a, b: store.papers_changed_between(conn, a, b)
