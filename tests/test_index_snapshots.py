@@ -12,6 +12,7 @@ import hashlib
 import random
 import re
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -440,3 +441,32 @@ def test_a_snapshot_of_another_keyword_schema_is_not_downloaded(engine: Engine, 
     assert done.parts == ("vector",)
     assert not (tmp_path / "b" / snapshot.KEYWORD_DIR).exists()
     kw_a.close()
+
+
+def test_a_restored_keyword_index_deletes_its_merged_away_files(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """tantivy deletes only the files it lists as its own (.managed.json): a restored index lists the files it
+    came with, so once merges replace them they go, instead of filling the disk."""
+    _write(sqlite_engine, _papers(0, 300))
+    kw_a = KeywordIndex.open(tmp_path / "a" / "keyword")
+    indexer.sync_keyword(sqlite_engine, kw_a, batch=20)  # many small segments
+    snapshot.publish_snapshot(sqlite_engine, kw_a, None, now=lambda: NOW)
+    assert snapshot.restore_latest(sqlite_engine, tmp_path / "b", None)
+    folder = tmp_path / "b" / snapshot.KEYWORD_DIR
+    restored = {p.name for p in folder.iterdir() if len(p.stem) == 32}  # segment files: <uuid>.<ext>
+    kw_b = KeywordIndex.open(folder)
+    docs = [indexer.keyword_doc(p) for p in _papers(0, 300)]
+    for r in range(20):  # replace every paper, committing often: merges replace the restored segments
+        kw_b.upsert(docs[r * 15 : (r + 1) * 15])
+        kw_b.commit()
+    for _ in range(50):
+        kw_b.upsert(docs[:1])
+        kw_b.commit()  # each commit deletes what finished merges left unused
+        if not restored & {p.name for p in folder.iterdir()}:
+            break
+        time.sleep(0.1)
+    assert len(restored) > 10 and not restored & {p.name for p in folder.iterdir()}
+    assert kw_b.count() == 300
+    kw_a.close()
+    kw_b.close()
