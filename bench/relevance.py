@@ -171,6 +171,23 @@ def load_embedder(threads: int) -> tuple[Any, Callable[[str, str], str]]:
     return embed.load_embedder(None, threads), embed.document_text
 
 
+def document_vectors(
+    coll: Collection, embedder: Any, document_text: Callable[[str, str], str], cache: Path | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Every document's id and vector (rows in that order), from `cache` when it holds them."""
+    ids = list(coll.docs)
+    texts = [document_text(coll.docs[i][0], coll.docs[i][1]) for i in ids]
+    key = hashlib.sha256(json.dumps([getattr(embedder, "model", "?"), ids, texts]).encode()).hexdigest()[:16]
+    cached = cache / f"{coll.name}-{key}.npy" if cache else None
+    if cached is not None and cached.is_file():
+        return ids, np.load(cached)
+    matrix = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, matrix)
+    return ids, matrix
+
+
 def vector_run(
     coll: Collection,
     embedder: Any,
@@ -180,17 +197,7 @@ def vector_run(
     without: set[str] | frozenset[str] = frozenset(),
 ) -> Run:
     """Exact cosine top-`depth` per query over every document's vector, less those in `without`."""
-    ids = list(coll.docs)
-    texts = [document_text(coll.docs[i][0], coll.docs[i][1]) for i in ids]
-    key = hashlib.sha256(json.dumps([getattr(embedder, "model", "?"), ids, texts]).encode()).hexdigest()[:16]
-    cached = cache / f"{coll.name}-{key}.npy" if cache else None
-    if cached is not None and cached.is_file():
-        matrix = np.load(cached)
-    else:
-        matrix = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, matrix)
+    ids, matrix = document_vectors(coll, embedder, document_text, cache)
     if without:
         keep = [n for n, i in enumerate(ids) if i not in without]
         ids, matrix = [ids[n] for n in keep], matrix[keep]
