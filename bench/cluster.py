@@ -1,6 +1,6 @@
 """A cluster on loopback, checked: PostgreSQL, Redis, three `paperboy web` and two `paperboy worker`.
 
-    python bench/cluster.py                      # the 74,728 papers of ../shared/data, ~15 minutes
+    python bench/cluster.py                      # the 74,728 papers of ../shared/data, ~20 minutes
     python bench/cluster.py --n 5000             # the first 5,000 of them
     python bench/cluster.py --small              # the repo's 60-paper fixture, no model, ~1.5 minutes
 
@@ -19,8 +19,9 @@ its own data folder and search replica) and checks, printing one JSON object:
    each form's CSRF token fetched from another node than the one posted to): how many are checked before
    the 429s, against the single-node limit (PAPERBOY_RATE_SIGNIN, 10).
 3. `embedding` (not with --small): worker W1 alone, then W1 and W2 (PAPERBOY_EMBEDDING_THREADS=1 each):
-   papers/s from the growth of the embeddings table over a window once each worker has finished a batch,
-   the CPU seconds per abstract from the workers' /proc/PID/stat, and the ratio. This machine has
+   papers/s from the growth of the embeddings table, once each worker has finished a batch, from one
+   stored batch until `--embed-batches` more (twice as many with two workers) are stored; the CPU seconds
+   per abstract from the workers' /proc/PID/stat over the same span, and the ratio. This machine has
    `cores` cores, shared with whatever else runs: two one-thread workers can at most double.
 4. `schedule`: with both workers up (PAPERBOY_HF_SYNC_CRON every few seconds), each Hugging Face slot is
    queued once and run once (jobs, their attempts, `ingest_runs`), and which worker took each; `digests`:
@@ -90,6 +91,7 @@ HF_RECORDED = SHARED / "hf_daily_papers" / "fixtures" / "daily_papers_2026-08-12
 SMALL_CORPUS = REPO_ROOT / "tests" / "fixtures" / "arxiv_listing_small.jsonl"
 SMALL_HF = REPO_ROOT / "tests" / "fixtures" / "hf_daily_papers_small.json"
 PAPERBOY = [sys.executable, "-m", "paperboy"]
+EMBED_BATCH = 256  # paperboy.tasks.EMBED_BATCH_SIZE: papers per embedding job, stored in one go
 SIGNIN_LIMIT = 10  # PAPERBOY_RATE_SIGNIN's default, "10 per 5 minutes": what one node allows alone
 
 
@@ -185,6 +187,7 @@ class JobWatcher:
         self.engine = engine
         self.ran_by: dict[int, set[int]] = {}
         self.task_of: dict[int, str] = {}
+        self.seen: dict[int, tuple[float, float]] = {}  # job: first and last time.monotonic() seen running
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="job-watcher")
 
@@ -198,11 +201,21 @@ class JobWatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(Exception):
+                now = time.monotonic()
                 for job, task, worker in self.doing():
                     self.task_of[job] = task
+                    self.seen[job] = (self.seen.get(job, (now, now))[0], now)
                     if worker is not None:
                         self.ran_by.setdefault(job, set()).add(worker)
             self._stop.wait(0.2)
+
+    def ran_on(self, worker: int | None, since: float, until: float) -> list[tuple[str, float]]:
+        """(task, seconds it was seen running) of the jobs `worker` ran at some time in [since, until]."""
+        return [
+            (self.task_of[job], round(last - first, 1))
+            for job, (first, last) in sorted(self.seen.items())
+            if worker in self.ran_by.get(job, set()) and last >= since and first <= until
+        ]
 
     def __enter__(self) -> JobWatcher:
         self._thread.start()
@@ -396,6 +409,7 @@ async def _drive(
 
 def check_kill(
     cluster: Cluster,
+    watcher: JobWatcher,
     web: list[Node],
     workers: list[Node],
     members: list[Member],
@@ -405,8 +419,10 @@ def check_kill(
     kill_at: float,
     seed: int,
     retry_wait: float = 120,
+    prefer: str = "embed_batch",
 ) -> dict[str, Any]:
-    """The kill under load; see the module docstring (5)."""
+    """The kill under load; see the module docstring (5). The worker killed is one running a `prefer` job
+    if one does within 5 s of the kill's time."""
     engine = cluster.engine
     pools = request_pools(engine, seed)
     plan = _plan(pools, members, int(rate * seconds), seed, write_share=0.4)
@@ -415,20 +431,24 @@ def check_kill(
     clock: dict[str, float] = {}
 
     def kill_both() -> None:
-        # the worker running a job (waiting up to 5 s for one to be running; else the first worker)
+        # the worker running a job of the task `prefer` (waited for up to 5 s), else one running any job,
+        # else the first worker
         by_id = {n.worker_id: n for n in workers}
         held: list[tuple[int, str, Node]] = []
         deadline = time.monotonic() + 5
-        while not held and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             held = [
                 (j, t, by_id[w]) for j, t, w in JobWatcher(engine).doing() if w in by_id and by_id[w].alive()
             ]
-            if not held:
-                time.sleep(0.05)
-        victim = held[0][2] if held else workers[0]
+            if any(t == prefer for _, t, _ in held):
+                break
+            time.sleep(0.05)
+        preferred = [h for h in held if h[1] == prefer] or held
+        victim = preferred[0][2] if preferred else workers[0]
         victim.proc.send_signal(signal.SIGKILL)
         victim_web.proc.send_signal(signal.SIGKILL)
         killed["at_s"] = time.perf_counter() - clock["t0"]
+        killed["at"] = time.monotonic()
         killed["worker"] = victim.name
         killed["jobs_held"] = [(j, t) for j, t, n in held if n is victim]
 
@@ -500,7 +520,6 @@ def check_kill(
     out["worker_tasks_held_at_kill"] = [t for _, t in held]
     if held:
         ids = [j for j, _ in held]
-        start = time.monotonic()
 
         def finished() -> list[dict[str, Any]] | None:
             with engine.connect() as conn:
@@ -518,7 +537,14 @@ def check_kill(
 
         try:
             rows = wait_for(finished, retry_wait, "the killed worker's jobs to be taken again", every=0.5)
-            out["held_jobs_finished_s"] = round(time.monotonic() - start, 1)
+            out["held_jobs_done_after_kill_s"] = round(time.monotonic() - killed["at"], 1)
+            # what the surviving worker ran meanwhile (one job at a time: a long one delays the retry,
+            # which is itself a job)
+            survivor = next(w for w in workers if w.alive())
+            out["survivor_ran_meanwhile"] = [
+                f"{task} {seconds} s"
+                for task, seconds in watcher.ran_on(survivor.worker_id, killed["at"], time.monotonic())
+            ]
             out["held_jobs"] = [
                 {"task": r["task_name"], "status": r["status"], "attempts": r["attempts"]} for r in rows
             ]
@@ -547,23 +573,27 @@ def _batches_done_by(watcher: JobWatcher, engine: sa.Engine, worker_id: int | No
 
 
 def measure_embedding(
-    engine: sa.Engine, watcher: JobWatcher, workers: list[Node], window: float
+    engine: sa.Engine, watcher: JobWatcher, workers: list[Node], batches: int
 ) -> dict[str, Any]:
-    """Papers embedded per second over `window` s by `workers` (each having finished a batch first), and
-    their CPU seconds per paper."""
+    """Papers embedded per second by `workers` (each having finished a batch first) over `batches` batches
+    of 256, timed from one stored batch to the last (a batch is stored in one go: a fixed window would
+    count whole batches in or out), and the workers' CPU seconds per paper over the same span."""
     wait_for(
         lambda: all(_batches_done_by(watcher, engine, w.worker_id) >= 1 for w in workers),
-        600,
+        900,
         "each worker to finish an embedding batch",
         every=1,
     )
+    n = _embedded(engine)
+    wait_for(lambda: _embedded(engine) > n, 900, "a batch to be stored", every=0.1)
     n0, c0, t0 = _embedded(engine), sum(w.cpu() for w in workers), time.monotonic()
-    time.sleep(window)
+    target = n0 + batches * EMBED_BATCH
+    wait_for(lambda: _embedded(engine) >= target, 3600, f"{batches} more batches", every=0.1)
     n1, c1, t1 = _embedded(engine), sum(w.cpu() for w in workers), time.monotonic()
     papers = n1 - n0
     return {
         "workers": len(workers),
-        "window_s": round(t1 - t0, 1),
+        "seconds": round(t1 - t0, 1),
         "papers": papers,
         "papers_per_s": round(papers / (t1 - t0), 2),
         "cpu_s_per_paper": round((c1 - c0) / papers, 4) if papers else None,
@@ -580,9 +610,9 @@ class Options:
     n: int | None = None  # papers (None: the whole corpus)
     web_nodes: int = 3
     embed: int = 8192  # papers left to the workers to embed
-    embed_window: float = 60.0
+    embed_batches: int = 3  # batches timed with one worker (twice as many with two)
     subscribers: int = 100
-    load_rate: float = 40.0
+    load_rate: float = 25.0
     load_seconds: float = 45.0
     kill_at: float = 15.0
     hf_cron: str = "* * * * * */5"
@@ -719,13 +749,13 @@ def _run_cluster(
         w1 = cluster.start_worker("W1")
         embedding: dict[str, Any] = {}
         if not opts.small:
-            embedding["one_worker"] = measure_embedding(engine, watcher, [w1], opts.embed_window)
+            embedding["one_worker"] = measure_embedding(engine, watcher, [w1], opts.embed_batches)
             log(f"embedding, one worker: {embedding['one_worker']}")
         w2 = cluster.start_worker("W2")
         workers = [w1, w2]
         both_up = time.time()
         if not opts.small:
-            embedding["two_workers"] = measure_embedding(engine, watcher, workers, opts.embed_window)
+            embedding["two_workers"] = measure_embedding(engine, watcher, workers, 2 * opts.embed_batches)
             one, two = embedding["one_worker"], embedding["two_workers"]
             embedding["ratio"] = round(two["papers_per_s"] / one["papers_per_s"], 2)
             embedding["cores"] = os.cpu_count()
@@ -760,6 +790,7 @@ def _run_cluster(
         worker_names = {w.worker_id: w.name for w in workers if w.worker_id is not None}
         report["kill"] = check_kill(
             cluster,
+            watcher,
             web,
             workers,
             members,
@@ -767,6 +798,9 @@ def _run_cluster(
             seconds=opts.load_seconds,
             kill_at=opts.kill_at,
             seed=opts.seed,
+            retry_wait=120 if opts.small else 900,
+            # --small: an ingest, whose next slot is queued behind it (the retry must get past that)
+            prefer="ingest_huggingface" if opts.small else "embed_batch",
         )
         log(f"kill: {report['kill']}")
         survivor = next(w for w in workers if w.alive())
@@ -818,10 +852,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="load only the first N papers of the corpus")
     parser.add_argument("--embed", type=int, default=8192, help="papers left for the workers to embed")
     parser.add_argument(
-        "--embed-window", type=float, default=60.0, help="seconds each embedding rate is timed"
+        "--embed-batches", type=int, default=3, help="batches of 256 timed with one worker (x2 with two)"
     )
     parser.add_argument("--subscribers", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=40.0, help="requests per second during the kill")
+    parser.add_argument("--rate", type=float, default=25.0, help="requests per second during the kill")
     parser.add_argument("--seconds", type=float, default=45.0, help="seconds of load during the kill")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1)
@@ -838,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(
             n=args.n,
             embed=args.embed,
-            embed_window=args.embed_window,
+            embed_batches=args.embed_batches,
             subscribers=args.subscribers,
             load_rate=args.rate,
             load_seconds=args.seconds,
