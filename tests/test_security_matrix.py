@@ -299,7 +299,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
-    ("GET", "/metrics"): Rule(ALL, why="operations: counts and route templates; PAPERBOY_METRICS_TOKEN gates it"),
+    ("GET", "/metrics"): Rule(
+        ALL, why="operations: counts and route templates; PAPERBOY_METRICS_TOKEN gates it"
+    ),
     ("GET", "/api/papers/{arxiv_id:path}/comments"): PUBLIC,
     ("GET", "/api/daily_papers"): PUBLIC,
     ("GET", "/api/papers/search"): PUBLIC,
