@@ -400,11 +400,12 @@ def vector_part(
 
 
 def hybrid_part(
-    uri: str, texts: list[str], embedder: Any, ef: int, rank: str, also: Sequence[str]
+    uri: str, texts: list[str], embedder: Any, ef: int, rank: str, also: Sequence[str], server: Any
 ) -> dict[str, Any]:
     """End to end: the query's embedding by the real model + one SQL statement returning the page of 20
     (`hybrid`; `hybrid_counted` also counts the matches; `keyword_only` is the FTS top 100 alone; `hybrid_X`
-    with the keyword ranking X of `also`)."""
+    with the keyword ranking X of `also`). Then `server_memory`, while the searching backend is still up
+    (its share of the shared buffers it touched leaves with it)."""
     import psycopg
 
     runs = [
@@ -443,6 +444,7 @@ def hybrid_part(
                 "rows_min": min(rows),  # fewer than 20: the meaning-only hits below cosine 0.4 were dropped
                 "rows_max": max(rows),
             }
+        out["server_memory"] = server_memory(server)
     return out
 
 
@@ -715,10 +717,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             also = [r for r in args.also_ranks.split(",") if r]
             timed = texts[: args.e2e_queries] if args.e2e_queries else texts
             pg["e2e_queries"] = len(timed)
-            pg.update(hybrid_part(uri, timed, embedder, chosen, args.rank, also))
+            pg.update(hybrid_part(uri, timed, embedder, chosen, args.rank, also, server))
             pg["rank"] = args.rank
             pg["node"] = start_node("pg", uri, texts[: args.node_queries], chosen, args.rank, tmp)
-            pg["server_memory"] = server_memory(server)
             pg["freshness"] = freshness(uri, vectors)
             out["pg"] = pg
             if not args.no_relevance:
