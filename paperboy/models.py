@@ -261,3 +261,44 @@ class Subscription:
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     topics: tuple[Topic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Something a member follows: an author (by name), another member, or an organization."""
+
+    id: int
+    user_id: int
+    kind: str  # "author" | "member" | "org"
+    target_key: str  # author: author_key(name); member: str(user id); org: the organization's slug
+    target_name: str  # as shown
+    created_at: datetime
+    in_digest: bool = True  # its new papers go into the member's digest ("New from …")
+    target_user_id: int | None = None  # a followed member's account
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A member's named list of papers; public ones are at /u/{username}/c/{slug}."""
+
+    id: int
+    user_id: int
+    slug: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    description: str | None = None
+    is_public: bool = False
+    size: int = 0  # papers in it, when the reader counted them
+    owner: str | None = None  # the owner's username, when the reader joined it
+
+
+@dataclass(frozen=True)
+class CollectionItem:
+    """One paper in a collection, in the member's order, with their note."""
+
+    collection_id: int
+    arxiv_id: str
+    position: int
+    added_at: datetime
+    note: str | None = None

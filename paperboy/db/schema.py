@@ -455,3 +455,74 @@ index_snapshot_chunks = sa.Table(
     sa.Column("n", sa.Integer, primary_key=True),  # 0, 1, 2, … in the order of the tar's bytes
     sa.Column("data", sa.LargeBinary, nullable=False),  # PostgreSQL: storage EXTERNAL (no pglz attempt)
 )
+
+
+# Migration 0015: a member's own feed (issue 14). What they follow (authors, members, organizations), their
+# collections of papers, and what they told the "For you" feed about a paper (not interested, less like this).
+follows = sa.Table(
+    "follows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # author | member | org
+    # author: the name's key (spaces collapsed, case-folded, as paper_authors.name_key); member: str(user id);
+    # org: the organization's slug (featurings.organization_name), lower-cased
+    sa.Column("target_key", sa.String(300), nullable=False),
+    sa.Column("target_name", sa.Text, nullable=False),  # as shown: the author's name as followed, a username
+    # a followed member's account: the follow goes with it when it is deleted
+    sa.Column("target_user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Column(
+        "in_digest", sa.Boolean, nullable=False, server_default=sa.true()
+    ),  # "New from …" in the digest
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("user_id", "kind", "target_key", name="uq_follows_user_id_kind_target_key"),
+)
+sa.Index("ix_follows_kind_target_key", follows.c.kind, follows.c.target_key)
+sa.Index("ix_follows_target_user_id", follows.c.target_user_id)
+
+collections = sa.Table(
+    "collections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "slug", sa.String(80), nullable=False
+    ),  # in the public URL /u/{name}/c/{slug}; unique per member
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("is_public", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("user_id", "slug", name="uq_collections_user_id_slug"),
+)
+
+collection_items = sa.Table(
+    "collection_items",
+    metadata,
+    sa.Column(
+        "collection_id", sa.Integer, sa.ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("position", sa.Integer, nullable=False),  # 0 first; the member's order
+    sa.Column("note", sa.Text, nullable=True),  # the member's note on this paper, plain text
+    sa.Column("added_at", UTCDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_collection_items_collection_id_position",
+    collection_items.c.collection_id,
+    collection_items.c.position,
+)
+sa.Index("ix_collection_items_arxiv_id", collection_items.c.arxiv_id)
+
+feed_feedback = sa.Table(
+    "feed_feedback",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "arxiv_id", sa.String(64), sa.ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("kind", sa.String(8), nullable=False),  # hide ("Not interested") | less ("Less like this")
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

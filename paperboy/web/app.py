@@ -41,10 +41,14 @@ from paperboy.web import (
     api,
     authors,
     caching,
+    citations,
     claims,
+    collections,
     comments,
     comments_api,
+    feed,
     feeds,
+    follows,
     health,
     metrics,
     pages,
@@ -301,5 +305,10 @@ def create_app(
     app.include_router(subscriptions.api_router)
     app.include_router(subscriptions.oneclick_router)
     app.include_router(subscriptions.router)
+    # issue 14: before pages.router, whose /papers/{id} would take /papers/for-you and /papers/{id}.bib
+    for module in (feed, follows, collections, citations):
+        app.include_router(module.api_router)
+        app.include_router(module.write_router)
+        app.include_router(module.router)
     app.include_router(pages.router)
     return app
