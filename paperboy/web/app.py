@@ -34,6 +34,7 @@ from paperboy.errors import (
     Unauthorized,
 )
 from paperboy.models import Paper
+from paperboy.recommend.feed import PoolCache
 from paperboy.templating import make_environment
 from paperboy.web import (
     account,
@@ -195,6 +196,7 @@ def create_app(
     app.state.signup_verify_email = signup_verify_email
     app.state.hasher = hasher or accounts.new_hasher()
     app.state.fetch_paper = fetch_paper
+    app.state.feed_pool = PoolCache()  # the recent papers every member's "For you" ranks (recommend/feed.py)
     app.state.metrics = metrics.Metrics(token=metrics_token)
 
     def error_response(request: Request, status: int, message: str) -> Response:
@@ -285,6 +287,12 @@ def create_app(
     app.include_router(health.router)  # /healthz, /readyz: no session, CSRF or rate limit
     app.include_router(metrics.router)  # /metrics: the same, behind PAPERBOY_METRICS_TOKEN when set
     # before api.router, whose GET /api/papers/{paper_id:path} would take /api/papers/{id}/comments
+    # issue 14: before api.router and pages.router, whose /api/papers/{id} and /papers/{id} would take
+    # /api/papers/for-you, /papers/for-you and /papers/{id}.bib
+    for module in (feed, follows, collections, citations):
+        app.include_router(module.api_router)
+        app.include_router(module.write_router)
+        app.include_router(module.router)
     app.include_router(comments_api.router)
     app.include_router(api.router)
     app.include_router(account.router)
@@ -305,10 +313,5 @@ def create_app(
     app.include_router(subscriptions.api_router)
     app.include_router(subscriptions.oneclick_router)
     app.include_router(subscriptions.router)
-    # issue 14: before pages.router, whose /papers/{id} would take /papers/for-you and /papers/{id}.bib
-    for module in (feed, follows, collections, citations):
-        app.include_router(module.api_router)
-        app.include_router(module.write_router)
-        app.include_router(module.router)
     app.include_router(pages.router)
     return app

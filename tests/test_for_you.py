@@ -1,0 +1,263 @@
+"""The "For you" feed, end to end through the web app on SQLite and PostgreSQL: papers ranked for a member from
+what they upvote, save and follow, each card saying why; "Not interested" and "Less like this" change the next
+ranking at once (forms with and without htmx, and the API); the JSON twin and the private Atom feed; a member
+with no history sees trending with a prompt. Vectors are made here: three clusters of papers in 16 dimensions
+("kv cache", "robot grasping", "protein folding"), written to the embeddings table of a real index's model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import feedparser
+import members
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from paperboy import accounts
+from paperboy.db.schema import feed_feedback, follows
+from paperboy.models import Featuring, Paper, Record
+from paperboy.search.hybrid import Searcher
+from paperboy.search.vector import VectorIndex
+from paperboy.store import embeddings as store_embeddings
+from paperboy.store import users as user_store
+from paperboy.store.papers import upsert_records
+from paperboy.web.app import create_app
+from paperboy.web.deps import Site
+from paperboy.web.security import RateLimits
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+MODEL = "test/clusters-16"
+DIM = 16
+SITE = Site(name="Lab Papers", public_url="https://papers.example.org", trending_days=7)
+CLUSTERS = {"kv": "KV Cache", "robot": "Robot Grasping", "protein": "Protein Folding"}
+PER_CLUSTER = 12
+
+
+def _pid(cluster: int, n: int) -> str:
+    return f"2611.{cluster + 1}{n:04d}"
+
+
+def _corpus() -> tuple[list[Record], dict[str, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    centres = np.eye(DIM, dtype=np.float32)[:3] * 3.0
+    records: list[Record] = []
+    vectors: dict[str, np.ndarray] = {}
+    for c, (key, topic) in enumerate(CLUSTERS.items()):
+        for n in range(PER_CLUSTER):
+            pid = _pid(c, n)
+            day = date(2026, 11, 19) - timedelta(days=n)
+            authors = (f"{topic.split()[0]} Author{n}", "Shared Coauthor" if n % 4 == 0 else f"Other {key}{n}")
+            paper = Paper(
+                arxiv_id=pid,
+                title=f"{topic} study number {n}",
+                abstract=f"We study {topic.lower()} in setting {n}.",
+                authors=authors,
+                categories=("cs.LG",),
+                primary_category="cs.LG",
+                published_at=datetime(day.year, day.month, day.day, 9, tzinfo=UTC),
+            )
+            upvotes = 50 if key == "protein" else n  # protein papers are the hub's trending ones
+            records.append(Record(paper, Featuring(pid, day, "huggingface", paper.published_at, None, upvotes)))
+            v = centres[c] + rng.normal(0, 0.6, DIM).astype(np.float32)
+            vectors[pid] = (v / np.linalg.norm(v)).astype(np.float32)
+    return records, vectors
+
+
+def _load(engine: Engine) -> None:
+    records, vectors = _corpus()
+    with engine.begin() as conn:
+        upsert_records(conn, records, NOW)
+        rows = [(pid, v.astype("<f4").tobytes(), "h") for pid, v in vectors.items()]
+        store_embeddings.save(conn, MODEL, DIM, rows, NOW)
+
+
+@pytest.fixture
+def hub(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    _load(engine)
+    index = VectorIndex.create(tmp_path / "vectors.usearch", DIM, MODEL)
+    app = create_app(
+        engine,
+        site=SITE,
+        clock=lambda: NOW,
+        hasher=members.FAST_HASHER,
+        rate_limits=RateLimits(signup="1000 per minute", vote="1000 per minute"),
+        searcher=Searcher(None, index),
+        secret_key=b"k" * 32,
+    )
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
+def _csrf(c: TestClient) -> str:
+    return members.csrf(c, "/papers/for-you")
+
+
+def _upvote(c: TestClient, pid: str) -> None:
+    r = c.post(f"/papers/{pid}/upvote", data={"csrf_token": _csrf(c), "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def _feed(c: TestClient) -> list[dict[str, object]]:
+    r = c.get("/api/papers/for-you", params={"limit": 30})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def _ids(items: list[dict[str, object]]) -> list[str]:
+    return [i["paper"]["id"] for i in items]  # type: ignore[index]
+
+
+def _token(engine: Engine, username: str) -> str:
+    with engine.begin() as conn:
+        user = user_store.get_user_by_name(conn, username)
+        assert user is not None
+        return accounts.create_token(conn, user, "feed", NOW).secret
+
+
+def test_signed_out_is_sent_to_sign_in_and_the_api_wants_a_token(hub: TestClient) -> None:
+    r = hub.get("/papers/for-you", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    r = hub.get("/api/papers/for-you")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_new_member_sees_trending_with_a_prompt(hub: TestClient) -> None:
+    members.signup(hub, "newbie")
+    page = hub.get("/papers/for-you")
+    assert page.status_code == 200
+    assert "Make this feed yours" in page.text
+    body = hub.get("/api/papers/for-you", params={"limit": 12}).json()
+    assert body["personal"] is False
+    assert {i["reason"]["kind"] for i in body["items"]} == {"trending"}
+    assert all(pid.startswith("2611.3") for pid in _ids(body["items"]))  # the protein papers have the upvotes
+
+
+def test_upvotes_rank_similar_papers_first_and_each_card_says_why(hub: TestClient) -> None:
+    members.signup(hub, "ada")
+    for n in (1, 2, 3):
+        _upvote(hub, _pid(0, n))  # three kv-cache papers
+    items = _feed(hub)
+    top = _ids(items)[:8]
+    assert all(pid.startswith("2611.1") for pid in top), top  # more kv-cache papers, not trending protein
+    assert not {_pid(0, n) for n in (1, 2, 3)} & set(_ids(items))  # what they upvoted is not suggested again
+    reason = items[0]["reason"]
+    assert reason["kind"] in ("similar", "author")  # type: ignore[index]
+    assert reason["text"]  # type: ignore[index]
+    page = hub.get("/papers/for-you").text
+    assert 'class="card-why"' in page
+    assert "KV Cache study number" in page.split('class="card-why"')[1][:300]  # names the paper it is like
+    assert "Make this feed yours" not in page
+
+
+def test_not_interested_and_less_like_this_change_the_next_ranking(hub: TestClient, engine: Engine) -> None:
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 1))
+    _upvote(hub, _pid(1, 1))  # kv cache and robots, equally
+    first = _ids(_feed(hub))
+    top = first[0]
+    token = _csrf(hub)
+    r = hub.post(
+        f"/papers/{top}/not-interested",
+        data={"csrf_token": token, "next": "/papers/for-you"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/papers/for-you"
+    second = _ids(_feed(hub))
+    assert top not in second  # gone at once
+
+    robots = [p for p in second if p.startswith("2611.2")]
+    robot_ranks = [second.index(p) for p in robots[:5]]
+    # htmx: the card is swapped for a line with Undo
+    r = hub.post(
+        f"/papers/{robots[0]}/less-like-this",
+        data={"csrf_token": token, "next": "/papers/for-you"},
+        headers={"HX-Request": "true"},
+    )
+    assert r.status_code == 200 and "Undo" in r.text and "feedback/undo" in r.text
+    third = _ids(_feed(hub))
+    assert robots[0] not in third
+    after = [third.index(p) for p in robots[1:5]]
+    assert sum(after) / len(after) > sum(robot_ranks[1:]) / len(robot_ranks[1:])  # robot papers moved down
+    kv_top = [p for p in third[:6]]
+    assert all(p.startswith("2611.1") for p in kv_top), kv_top
+
+    r = hub.post(f"/papers/{top}/feedback/undo", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert r.status_code == 200 and top in r.text and "Not interested" in r.text  # the card is back
+    assert top in _ids(_feed(hub))
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(sa.select(feed_feedback.c.arxiv_id, feed_feedback.c.kind)).all())
+    assert kinds == {robots[0]: "less"}
+
+
+def test_feedback_forms_need_the_csrf_token_and_a_real_paper(hub: TestClient, engine: Engine) -> None:
+    members.signup(hub, "ada")
+    r = hub.post(f"/papers/{_pid(0, 1)}/not-interested", data={"next": "/"}, follow_redirects=False)
+    assert r.status_code == 403
+    r = hub.post("/papers/2611.99999/not-interested", data={"csrf_token": _csrf(hub)}, follow_redirects=False)
+    assert r.status_code == 404
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(feed_feedback)).scalar_one() == 0
+
+
+def test_the_api_takes_feedback_with_a_token(hub: TestClient, engine: Engine) -> None:
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 1))
+    secret = _token(engine, "ada")
+    bot = TestClient(hub.app, base_url="https://testserver")
+    auth = {"Authorization": f"Bearer {secret}"}
+    top = _ids(bot.get("/api/papers/for-you", headers=auth).json()["items"])[0]
+    r = bot.put(f"/api/papers/{top}/feedback", json={"kind": "hide"}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"id": top, "kind": "hide"}
+    assert top not in _ids(bot.get("/api/papers/for-you", headers=auth).json()["items"])
+    assert bot.put(f"/api/papers/{top}/feedback", json={"kind": "never"}, headers=auth).status_code == 400
+    assert bot.put(f"/api/papers/{top}/feedback", json={"kind": "hide"}).status_code == 401
+    assert bot.delete(f"/api/papers/{top}/feedback", headers=auth).json() == {"id": top, "kind": None}
+    assert top in _ids(bot.get("/api/papers/for-you", headers=auth).json()["items"])
+
+
+def test_a_followed_author_ranks_first_and_is_named(hub: TestClient, engine: Engine) -> None:
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 1))
+    with engine.begin() as conn:
+        user = user_store.get_user_by_name(conn, "ada")
+        assert user is not None
+        conn.execute(
+            sa.insert(follows).values(
+                user_id=user.id,
+                kind="author",
+                target_key="robot author5",
+                target_name="Robot Author5",
+                in_digest=True,
+                created_at=NOW,
+            )
+        )
+    items = _feed(hub)
+    assert items[0]["paper"]["id"] == _pid(1, 5)  # type: ignore[index]
+    assert items[0]["reason"]["kind"] == "author"  # type: ignore[index]
+    assert "Robot Author5" in items[0]["reason"]["text"]  # type: ignore[index]
+
+
+def test_the_private_atom_feed_needs_its_signed_address(hub: TestClient) -> None:
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 1))
+    page = hub.get("/papers/for-you").text
+    start = page.index('type="application/atom+xml"')
+    href = page[page.index('href="', start) + 6 : page.index('"', page.index('href="', start) + 6)]
+    url = urlparse(href.replace("&amp;", "&"))
+    assert url.path == "/papers/for-you/feed.atom" and parse_qs(url.query)["t"]
+    reader = TestClient(hub.app, base_url="https://testserver")  # a feed reader: no cookie
+    r = reader.get(url.path + "?" + url.query)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/atom+xml")
+    assert "no-store" in r.headers["cache-control"]
+    parsed = feedparser.parse(r.content)
+    assert not parsed.bozo and parsed.feed.title.startswith("For ada")
+    assert parsed.entries and parsed.entries[0].link.startswith("https://papers.example.org/papers/2611.1")
+    assert reader.get(url.path).status_code == 400
+    token = parse_qs(url.query)["t"][0]
+    assert reader.get(url.path, params={"t": token[:-2] + "xx"}).status_code == 400
