@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paperboy.db.schema import claims, comments, featurings, papers, votes
+from paperboy.db.schema import claims, collection_items, comments, featurings, papers, votes
 from paperboy.store.deletions import delete_papers
 
 DEMO_SOURCE = "demo"
@@ -23,7 +23,7 @@ DEMO_SOURCE = "demo"
 class DemoRemoval:
     papers: list[str]  # deleted outright
     featurings: int  # demo featurings taken off the lists (of deleted papers and of real ones)
-    kept: list[str]  # members voted on, discussed or claimed these: left as they are, label and all
+    kept: list[str]  # members voted on, discussed, claimed or saved these: left as they are, label and all
 
 
 def has_demo(conn: Connection) -> bool:
@@ -33,7 +33,8 @@ def has_demo(conn: Connection) -> bool:
 
 def remove_demo(conn: Connection, now: datetime) -> DemoRemoval:
     """Inside the caller's write transaction: take every demo featuring off the lists and delete the papers
-    that only the demo brought — except those a member has voted on, commented on or claimed.
+    that only the demo brought — except those a member has voted on, commented on, claimed or saved in a
+    collection.
 
     A paper some real source brought too (it has another featuring, or an ingest changed it since the demo
     load) keeps its row and loses only its demo featuring."""
@@ -43,7 +44,7 @@ def remove_demo(conn: Connection, now: datetime) -> DemoRemoval:
     if not demo_ids:
         return DemoRemoval([], 0, [])
     engaged: set[str] = set()
-    for table in (votes, comments, claims):
+    for table in (votes, comments, claims, collection_items):
         engaged.update(
             conn.execute(
                 sa.select(table.c.arxiv_id).where(table.c.arxiv_id.in_(demo_ids)).distinct()
