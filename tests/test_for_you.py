@@ -1,12 +1,14 @@
-"""The "For you" feed, end to end through the web app on SQLite and PostgreSQL: papers ranked for a member from
-what they upvote, save and follow, each card saying why; "Not interested" and "Less like this" change the next
-ranking at once (forms with and without htmx, and the API); the JSON twin and the private Atom feed; a member
-with no history sees trending with a prompt. Vectors are made here: three clusters of papers in 16 dimensions
-("kv cache", "robot grasping", "protein folding"), written to the embeddings table of a real index's model."""
+"""The "For you" feed, end to end through the web app on SQLite and PostgreSQL: papers ranked for a member
+from what they upvote, save and follow, each card saying why; "Not interested" and "Less like this" change
+the next ranking at once (forms with and without htmx, and the API); the JSON twin and the private Atom
+feed; a member with no history sees trending with a prompt; the digest's "For you" section. Vectors are made
+here: three clusters of papers in 16 dimensions ("kv cache", "robot grasping", "protein folding"), written to
+the embeddings table of a real index's model."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -20,13 +22,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from paperboy import accounts
-from paperboy.db.schema import feed_feedback, follows
+from paperboy.db.schema import feed_feedback, follows, votes
+from paperboy.digest.plan import Context, plan_due
 from paperboy.models import Featuring, Paper, Record
 from paperboy.search.hybrid import Searcher
 from paperboy.search.vector import VectorIndex
 from paperboy.store import embeddings as store_embeddings
+from paperboy.store import subscriptions as sub_store
 from paperboy.store import users as user_store
 from paperboy.store.papers import upsert_records
+from paperboy.templating import make_environment
 from paperboy.web.app import create_app
 from paperboy.web.deps import Site
 from paperboy.web.security import RateLimits
@@ -52,7 +57,10 @@ def _corpus() -> tuple[list[Record], dict[str, np.ndarray]]:
         for n in range(PER_CLUSTER):
             pid = _pid(c, n)
             day = date(2026, 11, 19) - timedelta(days=n)
-            authors = (f"{topic.split()[0]} Author{n}", "Shared Coauthor" if n % 4 == 0 else f"Other {key}{n}")
+            authors = (
+                f"{topic.split()[0]} Author{n}",
+                "Shared Coauthor" if n % 4 == 0 else f"Other {key}{n}",
+            )
             paper = Paper(
                 arxiv_id=pid,
                 title=f"{topic} study number {n}",
@@ -63,7 +71,9 @@ def _corpus() -> tuple[list[Record], dict[str, np.ndarray]]:
                 published_at=datetime(day.year, day.month, day.day, 9, tzinfo=UTC),
             )
             upvotes = 50 if key == "protein" else n  # protein papers are the hub's trending ones
-            records.append(Record(paper, Featuring(pid, day, "huggingface", paper.published_at, None, upvotes)))
+            records.append(
+                Record(paper, Featuring(pid, day, "huggingface", paper.published_at, None, upvotes))
+            )
             v = centres[c] + rng.normal(0, 0.6, DIM).astype(np.float32)
             vectors[pid] = (v / np.linalg.norm(v)).astype(np.float32)
     return records, vectors
@@ -261,3 +271,46 @@ def test_the_private_atom_feed_needs_its_signed_address(hub: TestClient) -> None
     assert reader.get(url.path).status_code == 400
     token = parse_qs(url.query)["t"][0]
     assert reader.get(url.path, params={"t": token[:-2] + "xx"}).status_code == 400
+
+
+def test_the_digest_of_a_member_has_a_for_you_section_that_says_why(hub: TestClient, engine: Engine) -> None:
+    members.signup(hub, "ada", email="ada@example.org")
+    for n in (8, 9):  # older kv-cache papers, before the digest's week
+        _upvote(hub, _pid(0, n))
+    with engine.begin() as conn:
+        user = user_store.get_user_by_name(conn, "ada")
+        assert user is not None
+        sub = sub_store.insert_subscription(conn, email="ada@example.org", now=NOW)
+        sub_store.set_status(conn, sub.id, "active", NOW)
+        sub_store.update_preferences(
+            conn,
+            sub.id,
+            cadence="weekly",
+            send_hour=8,
+            weekly_day=0,
+            timezone="UTC",
+            max_papers=8,
+            categories=[],
+            authors=[],
+            exclude=[],
+        )
+        sub_store.link_user(conn, sub.id, user.id)
+    monday = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    ctx = Context(
+        site_name="Lab Papers", public_url=SITE.public_url, sender="p <p@example.org>", key=b"k" * 32
+    )
+    report = plan_due(engine, monday, replace(ctx, model=MODEL), make_environment(), dry_run=True)
+    ((_, mail),) = report.previews
+    assert mail is not None
+    text = mail.text
+    assert "For you" in text and text.index("Trending") < text.index("For you")
+    section = text[text.index("For you") :]
+    assert "KV Cache study number" in section
+    assert "KV Cache study number 8" in section or "KV Cache study number 9" in section  # the why names one
+    assert "(Like" in section or "(By" in section
+    # a member who upvoted nothing gets no such section: the other sections already hold what is trending
+    with engine.begin() as conn:
+        conn.execute(sa.delete(votes))
+    again = plan_due(engine, monday, replace(ctx, model=MODEL), make_environment(), dry_run=True)
+    ((_, other),) = again.previews
+    assert other is not None and "For you" not in other.text

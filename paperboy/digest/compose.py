@@ -1,6 +1,8 @@
 """What one subscriber's digest holds: pure functions over a `Pool`, the papers of one period.
 
-Sections, in order: what is trending (the period's featured papers, hottest first), then one section per
+Sections, in order: what is trending (the period's featured papers, hottest first), then "For you" (a
+member's new papers ranked by paperboy.recommend from what they upvoted, saved and claimed, each with why;
+given to `compose` ready-made, up to half of what trending leaves), then one section per
 topic (a free-text search, or a search saved from the search page), then one per followed author. Every
 paper appears once (in its first section). The subscriber's categories, when set, narrow every section; their
 excluded words and a topic's own `-word`s leave papers out. `max_papers` bounds the whole digest: trending
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,9 +150,10 @@ class Pool:
 
 @dataclass(frozen=True)
 class Section:
-    kind: str  # "trending" | "topic" | "author"
+    kind: str  # "trending" | "for_you" | "topic" | "author"
     title: str
     items: tuple[StoredPaper, ...]
+    notes: Mapping[str, str] = field(default_factory=dict)  # by arxiv id: why it is here ("For you")
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,11 @@ def _vector(topic: Topic, dim: int | None) -> np.ndarray | None:
     return np.frombuffer(topic.vector, dtype=np.float32)
 
 
-def compose(sub: Subscription, pool: Pool) -> Digest:
-    """The subscriber's digest from the period's pool (see the module docstring for the rules)."""
+def compose(sub: Subscription, pool: Pool, for_you: Sequence[tuple[int, str]] = ()) -> Digest:
+    """The subscriber's digest from the period's pool (see the module docstring for the rules). `for_you`:
+    the member's ranked picks among `pool.fresh`, best first, as (index into `fresh`, why)."""
     budget = max(1, sub.max_papers)
-    sources = len(sub.topics) + len(sub.authors)
+    sources = len(sub.topics) + len(sub.authors) + (1 if for_you else 0)
     trend_budget = max(1, budget // 3) if sources else budget
     seen: set[str] = set()
     sections: list[Section] = []
@@ -196,6 +200,20 @@ def compose(sub: Subscription, pool: Pool) -> Digest:
         sections.append(Section("trending", "Trending", tuple(trending)))
 
     left = budget - len(trending)
+    mine: list[StoredPaper] = []
+    notes: dict[str, str] = {}
+    share = max(1, left // 2) if len(sub.topics) + len(sub.authors) else left
+    for i, why in for_you:
+        if len(mine) >= min(share, left):
+            break
+        item = pool.fresh[i]
+        if keep(item) and not pool.excluded(i, sub.exclude):
+            mine.append(item)
+            notes[item.paper.arxiv_id] = why
+            seen.add(item.paper.arxiv_id)
+    if mine:
+        sections.append(Section("for_you", "For you", tuple(mine), notes))
+    left -= len(mine)
     wanted: list[tuple[str, str, list[int]]] = []
     for topic in sub.topics:
         positive, negatives = parse_topic(topic.query)

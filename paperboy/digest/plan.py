@@ -24,6 +24,8 @@ from paperboy.digest.render import Links, Mail, host_of, render
 from paperboy.digest.schedule import Due, due
 from paperboy.models import StoredPaper, Subscription, Topic
 from paperboy.ranking import paper_signals, rank_trending
+from paperboy.recommend import feed
+from paperboy.recommend.rank import Pool as RankPool
 from paperboy.store import digests as store
 from paperboy.store import embeddings as vectors_store
 from paperboy.store import outbox
@@ -209,6 +211,7 @@ def plan_due(
         else {}
     )
     pools: dict[tuple[datetime, datetime], Pool] = {}
+    ranked: dict[tuple[datetime, datetime], RankPool] = {}  # the same papers, for the "For you" ranking
     pending: list[tuple[Subscription, Due, Mail | None, int]] = []
     for start in range(0, len(wanted), batch):
         chunk = wanted[start : start + batch]
@@ -220,7 +223,15 @@ def plan_due(
                 with engine.connect() as conn:
                     pools[key] = build_pool(conn, d, model)
             t = time.perf_counter()
-            digest = compose(sub, pools[key])
+            picks: list[tuple[int, str]] = []
+            if sub.user_id is not None and pools[key].fresh:
+                if key not in ranked:
+                    ranked[key] = feed.pool_from(pools[key].fresh, pools[key].vectors)
+                with engine.connect() as conn:
+                    picks = feed.digest_picks(
+                        conn, sub.user_id, model, ranked[key], d.scheduled, sub.max_papers
+                    )
+            digest = compose(sub, pools[key], picks)
             report.compose_s += time.perf_counter() - t
             mail = None
             if digest.total:

@@ -51,6 +51,8 @@ def _authors_line(authors: Sequence[str]) -> str:
 def _section_title(section: Section) -> str:
     if section.kind == "trending":
         return "Trending"
+    if section.kind == "for_you":
+        return "For you"
     if section.kind == "author":
         return f"New from {section.title}"
     return f"In your topics: {section.title}"

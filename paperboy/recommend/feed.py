@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper
-from paperboy.recommend.rank import Interests, Pick, Pool, Seed, TopicSeed, rank
+from paperboy.recommend.rank import Interests, Pick, Pool, Seed, TopicSeed, rank, reason_text
 from paperboy.store import embeddings as store_embeddings
 from paperboy.store import feed as store
 from paperboy.store import follows as store_follows
@@ -226,3 +226,36 @@ def tell(conn: Connection, user_id: int, arxiv_id: str, kind: str, now: datetime
 def untell(conn: Connection, user_id: int, arxiv_id: str) -> bool:
     """Take back what a member said about a paper (Undo); False when there was nothing to take back."""
     return store.clear_feedback(conn, user_id, arxiv_id)
+
+
+# --- the digest's "For you" section -------------------------------------------------------------------------
+
+
+def pool_from(items: Sequence[StoredPaper], vectors: np.ndarray | None) -> Pool:
+    """A ranking pool of `items` (a digest period's new papers) with their vector rows (None: no vectors)."""
+    n = len(items)
+    dates = [(i.paper.published_at or i.paper.updated_at) for i in items]
+    return Pool(
+        ids=tuple(i.paper.arxiv_id for i in items),
+        vectors=vectors if vectors is not None else np.zeros((n, 0), dtype=np.float32),
+        authors=tuple(tuple(author_key(a) for a in i.paper.authors) for i in items),
+        published=np.array([d.timestamp() if d is not None else 0.0 for d in dates], dtype=np.float64),
+        popularity=np.array([i.upvotes for i in items], dtype=np.float64),
+    )
+
+
+def digest_picks(
+    conn: Connection, user_id: int, model: str | None, pool: Pool, now: datetime, limit: int
+) -> list[tuple[int, str]]:
+    """The member's best `limit` papers of a digest's pool, as (row in the pool, why), ranked as on
+    /papers/for-you; empty while they have upvoted, saved, claimed or submitted nothing (the digest's other
+    sections already hold their topics, followed authors and what is trending)."""
+    interests = interests_of(conn, user_id, model)
+    if not interests.seeds or not len(pool.ids):
+        return []
+    rows = {arxiv_id: n for n, arxiv_id in enumerate(pool.ids)}
+    return [
+        (rows[p.arxiv_id], reason_text(p.reason, interests.seeds))
+        for p in rank(interests, pool, now, limit)
+        if p.arxiv_id in rows and p.reason.kind != "trending"
+    ]
