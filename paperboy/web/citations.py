@@ -64,7 +64,7 @@ def export_links(path: str, params: Mapping[str, object] | None = None) -> list[
     `format=…`, one per format, as {"href", "label", "format"}."""
     kept = {k: str(v) for k, v in (params or {}).items() if v not in (None, "") and k != "format"}
     return [
-        {"href": f"{path}?{urlencode({**kept, 'format': f.name})}", "label": f.label, "format": f.name}
+        {"href": f"{path}?{urlencode({'format': f.name, **kept})}", "label": f.label, "format": f.name}
         for f in citations.FORMATS.values()
     ]
 
