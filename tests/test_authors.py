@@ -1,7 +1,7 @@
 """Author pages (issue 11, point 1): every author name links to /authors/{name}; the page lists that
 person's papers newest first from the paper_authors index (filled on write and by migration 0009, on SQLite
-and PostgreSQL), with a JSON twin, an Atom feed and "Follow in my digest" (a POST with CSRF that the digest's
-composition then follows)."""
+and PostgreSQL), with a JSON twin, an Atom feed and Follow (a POST with CSRF: a follows row, which the
+digest's composition then follows)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 from webhub import NOW, A, B
 
 from paperboy.db import MIGRATIONS_DIR, upgrade
-from paperboy.db.schema import paper_authors
+from paperboy.db.schema import follows, paper_authors
+from paperboy.digest import followed as digest_followed
 from paperboy.digest.compose import Pool, compose
 from paperboy.digest.render import Links, render
 from paperboy.digest.schedule import Due
@@ -224,7 +225,7 @@ def test_the_digest_mail_links_author_names() -> None:
     assert "and 1 more" in mail.html
 
 
-# --- follow in my digest --------------------------------------------------------------------------------
+# --- follow -------------------------------------------------------------------------------------------------
 
 
 def _member_with_digest(engine: Engine, c: TestClient, username: str) -> int:
@@ -243,20 +244,25 @@ def _post(c: TestClient, path: str, **data: Any) -> Any:
     return c.post(path, data={"csrf_token": token, **data}, follow_redirects=False)
 
 
-def test_follow_in_my_digest_adds_the_author_and_the_digest_includes_their_new_papers(
-    sqlite_engine: Engine,
-) -> None:
+def _followed(engine: Engine) -> list[tuple[str, str, str, bool]]:
+    with engine.connect() as conn:
+        stmt = sa.select(follows.c.kind, follows.c.target_key, follows.c.target_name, follows.c.in_digest)
+        return [tuple(r) for r in conn.execute(stmt)]  # type: ignore[misc]
+
+
+def test_follow_from_the_author_page_and_the_digest_includes_their_new_papers(sqlite_engine: Engine) -> None:
     with _client(sqlite_engine) as c:
         sub_id = _member_with_digest(sqlite_engine, c, "ada")
         page = c.get(_path(SLASHED)).text
-        assert "Follow in my digest" in page and f'action="{_path(SLASHED)}/follow"' in page
-        done = _post(c, _path(SLASHED) + "/follow")
+        assert 'action="/following/follow"' in page and f'name="name" value="{SLASHED}"' in page
+        done = _post(c, _path(SLASHED) + "/follow")  # the author page's own path still works
         assert done.status_code == 303 and done.headers["location"] == _path(SLASHED)
         _post(c, _path(SLASHED) + "/follow")  # twice changes nothing
+        assert _followed(sqlite_engine) == [("author", "ac/dc researcher", SLASHED, True)]
+        assert "✓ Following" in c.get(_path(SLASHED)).text
         with sqlite_engine.connect() as conn:
             sub = sub_store.get(conn, sub_id)
-        assert sub is not None and sub.authors == (SLASHED,)
-        assert "Following in your digest" in c.get(_path(SLASHED)).text
+        assert sub is not None and sub.authors == ()  # a follow, not an entry of the subscription's own list
 
         # The digest composed for this subscription has a "New from" section with the author's new paper.
         fresh = StoredPaper(
@@ -264,20 +270,27 @@ def test_follow_in_my_digest_adds_the_author_and_the_digest_includes_their_new_p
         )
         other = StoredPaper(Paper(arxiv_id="2503.09998", title="Other", abstract="New.", authors=("Y",)))
         pool = Pool([], [fresh, other], np.zeros((2, 4), dtype=np.float32))
-        digest = compose(sub, pool)
-        assert [(s.kind, [i.paper.arxiv_id for i in s.items]) for s in digest.sections] == [
-            ("author", ["2503.09999"])
+        due = Due("day:2025-03-06", date(2025, 3, 6), NOW, NOW, "daily")
+        followed = digest_followed.gather(sqlite_engine, [(sub, due)])[sub.id]
+        digest = compose(sub, pool, (), followed)
+        assert [(s.kind, s.title, [i.paper.arxiv_id for i in s.items]) for s in digest.sections] == [
+            ("author", SLASHED, ["2503.09999"])
         ]
 
+        # Unfollowing also takes the name off the subscription's own list: the author leaves the digest.
+        with sqlite_engine.begin() as conn:
+            sub_store.set_authors(conn, sub_id, ["ac/dc  researcher", "Someone Else"])
         gone = _post(c, _path(SLASHED) + "/unfollow")
         assert gone.status_code == 303
         with sqlite_engine.connect() as conn:
             after = sub_store.get(conn, sub_id)
-        assert after is not None and after.authors == ()
+        assert after is not None and after.authors == ("Someone Else",)
+        assert _followed(sqlite_engine) == []
+        assert digest_followed.gather(sqlite_engine, [(after, due)]) == {}
         assert compose(after, pool).sections == ()
 
 
-def test_follow_needs_a_member_a_csrf_token_and_a_digest(sqlite_engine: Engine) -> None:
+def test_follow_needs_a_member_and_a_csrf_token_but_no_digest(sqlite_engine: Engine) -> None:
     with _client(sqlite_engine) as c:
         visitor = c.post(
             _path("Ada Lovelace") + "/follow",
@@ -285,9 +298,13 @@ def test_follow_needs_a_member_a_csrf_token_and_a_digest(sqlite_engine: Engine) 
             follow_redirects=False,
         )
         assert visitor.status_code == 303 and visitor.headers["location"].startswith("/login")
+        assert "Sign in to follow Ada Lovelace" in c.get(_path("Ada Lovelace")).text
         members.signup(c, "bob")
         forged = c.post(_path("Ada Lovelace") + "/follow", follow_redirects=False)
         assert forged.status_code == 403
-        no_digest = _post(c, _path("Ada Lovelace") + "/follow")
-        assert no_digest.status_code == 409 and "Subscribe" in no_digest.text
-        assert "subscribe to the digest from your settings" in c.get(_path("Ada Lovelace")).text
+        assert _followed(sqlite_engine) == []
+        assert _post(c, _path("Nobody At All") + "/follow").status_code == 404
+        done = _post(c, _path("ada lovelace") + "/follow")  # any case: the name as papers spell it is kept
+        assert done.status_code == 303
+        assert _followed(sqlite_engine) == [("author", "ada lovelace", "Ada Lovelace", True)]
+        assert "✓ Following" in c.get(_path("Ada Lovelace")).text

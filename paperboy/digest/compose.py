@@ -3,7 +3,10 @@
 Sections, in order: what is trending (the period's featured papers, hottest first), then "For you" (a
 member's new papers ranked by paperboy.recommend from what they upvoted, saved and claimed, each with why;
 given to `compose` ready-made, up to half of what trending leaves), then one section per
-topic (a free-text search, or a search saved from the search page), then one per followed author. Every
+topic (a free-text search, or a search saved from the search page), then one per followed author, member
+and organization (the subscription's own authors and, for a member's digest, their follows that go into it:
+`Followed`, gathered by digest/followed.py; an author's new papers are matched among the period's, a
+member's or an organization's papers come ready-made: what they upvoted, submitted or featured). Every
 paper appears once (in its first section). The subscriber's categories, when set, narrow every section; their
 excluded words and a topic's own `-word`s leave papers out. `max_papers` bounds the whole digest: trending
 takes a third of it when there are topics or authors (all of it otherwise), the rest is shared among them.
@@ -122,6 +125,12 @@ class Pool:
         self._idf = {s: math.log(1 + (n - c + 0.5) / (c + 0.5)) for s, c in df.items()}
         self._trend_words = [words(f"{i.paper.title} {i.paper.abstract}") for i in self.trending]
 
+    def excluded_item(self, item: StoredPaper, phrases: Sequence[str]) -> bool:
+        """`excluded` for a paper from outside the pool (a followed member's upvote, an organization's)."""
+        return bool(phrases) and any(
+            _phrase_in(p, words(f"{item.paper.title} {item.paper.abstract}")) for p in phrases
+        )
+
     def excluded(self, index: int, phrases: Sequence[str], *, trending: bool = False) -> bool:
         text = (self._trend_words if trending else self._words)[index]
         return any(_phrase_in(p, text) for p in phrases)
@@ -149,8 +158,18 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class Followed:
+    """Something a member follows, for their digest: an author (matched among the period's new papers), or
+    a member or organization with the papers it brought in the period (upvoted, submitted, featured)."""
+
+    kind: str  # "author" | "member" | "org"
+    name: str  # the author's name, the member's username, the organization's full name
+    papers: tuple[StoredPaper, ...] = ()  # member / org: newest first
+
+
+@dataclass(frozen=True)
 class Section:
-    kind: str  # "trending" | "for_you" | "topic" | "author"
+    kind: str  # "trending" | "for_you" | "topic" | "author" | "member" | "org"
     title: str
     items: tuple[StoredPaper, ...]
     notes: Mapping[str, str] = field(default_factory=dict)  # by arxiv id: why it is here ("For you")
@@ -176,11 +195,25 @@ def _vector(topic: Topic, dim: int | None) -> np.ndarray | None:
     return np.frombuffer(topic.vector, dtype=np.float32)
 
 
-def compose(sub: Subscription, pool: Pool, for_you: Sequence[tuple[int, str]] = ()) -> Digest:
+def compose(
+    sub: Subscription,
+    pool: Pool,
+    for_you: Sequence[tuple[int, str]] = (),
+    followed: Sequence[Followed] = (),
+) -> Digest:
     """The subscriber's digest from the period's pool (see the module docstring for the rules). `for_you`:
-    the member's ranked picks among `pool.fresh`, best first, as (index into `fresh`, why)."""
+    the member's ranked picks among `pool.fresh`, best first, as (index into `fresh`, why); `followed`: what
+    the member follows that goes into their digest."""
     budget = max(1, sub.max_papers)
-    sources = len(sub.topics) + len(sub.authors) + (1 if for_you else 0)
+    authors = list(sub.authors)
+    folded = {_fold_name(a) for a in authors}
+    for f in followed:
+        if f.kind == "author" and _fold_name(f.name) not in folded:
+            authors.append(f.name)
+            folded.add(_fold_name(f.name))
+    others = [f for f in followed if f.kind != "author"]
+    rest = len(sub.topics) + len(authors) + len(others)
+    sources = rest + (1 if for_you else 0)
     trend_budget = max(1, budget // 3) if sources else budget
     seen: set[str] = set()
     sections: list[Section] = []
@@ -202,7 +235,7 @@ def compose(sub: Subscription, pool: Pool, for_you: Sequence[tuple[int, str]] = 
     left = budget - len(trending)
     mine: list[StoredPaper] = []
     notes: dict[str, str] = {}
-    share = max(1, left // 2) if len(sub.topics) + len(sub.authors) else left
+    share = max(1, left // 2) if rest else left
     for i, why in for_you:
         if len(mine) >= min(share, left):
             break
@@ -214,25 +247,27 @@ def compose(sub: Subscription, pool: Pool, for_you: Sequence[tuple[int, str]] = 
     if mine:
         sections.append(Section("for_you", "For you", tuple(mine), notes))
     left -= len(mine)
-    wanted: list[tuple[str, str, list[int]]] = []
+    wanted: list[tuple[str, str, list[StoredPaper]]] = []
     for topic in sub.topics:
         positive, negatives = parse_topic(topic.query)
         if not positive:
             continue
         hits = [
-            i
+            pool.fresh[i]
             for i in pool.topic_matches(positive, _vector(topic, dim))
             if not pool.excluded(i, (*sub.exclude, *negatives))
             and category_matches(pool.fresh[i].paper.categories, topic.categories)
         ]
         wanted.append(("topic", topic.query, hits))
-    for name in sub.authors:
+    for name in authors:
         hits = [
-            i
+            item
             for i, item in enumerate(pool.fresh)
             if author_matches(name, item.paper.authors) and not pool.excluded(i, sub.exclude)
         ]
         wanted.append(("author", name, hits))
+    for f in others:
+        wanted.append((f.kind, f.name, [p for p in f.papers if not pool.excluded_item(p, sub.exclude)]))
     # Share what is left fairly: round-robin over the sources, best matches first.
     picked: list[list[StoredPaper]] = [[] for _ in wanted]
     cursors = [0] * len(wanted)
@@ -240,7 +275,7 @@ def compose(sub: Subscription, pool: Pool, for_you: Sequence[tuple[int, str]] = 
         progressed = False
         for n, (_, _, hits) in enumerate(wanted):
             while cursors[n] < len(hits):
-                item = pool.fresh[hits[cursors[n]]]
+                item = hits[cursors[n]]
                 cursors[n] += 1
                 if keep(item):
                     picked[n].append(item)

@@ -18,6 +18,7 @@ from jinja2 import Environment
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from paperboy.digest import followed as digest_followed
 from paperboy.digest import subscriptions as subs
 from paperboy.digest.compose import Pool, compose
 from paperboy.digest.render import Links, Mail, host_of, render
@@ -216,6 +217,7 @@ def plan_due(
     for start in range(0, len(wanted), batch):
         chunk = wanted[start : start + batch]
         pending.clear()
+        followed = digest_followed.gather(engine, chunk)  # what members follow into their digests
         for sub, d in chunk:
             sub = refreshed.get(sub.id, sub)
             key = (d.window_start, d.scheduled)
@@ -231,7 +233,7 @@ def plan_due(
                     picks = feed.digest_picks(
                         conn, sub.user_id, model, ranked[key], d.scheduled, sub.max_papers
                     )
-            digest = compose(sub, pools[key], picks)
+            digest = compose(sub, pools[key], picks, followed.get(sub.id, ()))
             report.compose_s += time.perf_counter() - t
             mail = None
             if digest.total:
@@ -281,7 +283,7 @@ def preview(
     sub = embed_topics(engine, [sub], embedder, model)[0]
     with engine.connect() as conn:
         pool = build_pool(conn, d, model)
-    digest = compose(sub, pool)
+    digest = compose(sub, pool, (), digest_followed.gather(engine, [(sub, d)]).get(sub.id, ()))
     if not digest.total:
         return d, None
     return d, render(env, digest, d, links_for(ctx, sub, now or as_of))

@@ -55,6 +55,10 @@ def _section_title(section: Section) -> str:
         return "For you"
     if section.kind == "author":
         return f"New from {section.title}"
+    if section.kind == "member":
+        return f"Upvoted or submitted by @{section.title}"
+    if section.kind == "org":
+        return f"Featured by {section.title}"
     return f"In your topics: {section.title}"
 
 

@@ -1,6 +1,6 @@
 """Author pages: `/authors/{name}` (a person's papers, newest first), its JSON twin `GET /api/authors/{name}`,
-its Atom feed `/authors/{name}/feed.atom`, and "Follow in my digest" (`POST /authors/{name}/follow` and
-`/unfollow`, with the CSRF token, for signed-in members).
+its Atom feed `/authors/{name}/feed.atom`, and Follow (`POST /authors/{name}/follow` and `/unfollow`, with
+the CSRF token, for signed-in members: the same follows as `/following/follow`, community/follows.py).
 
 A name matches as papers spell it, case and runs of spaces aside (store/authors.py `author_key`); the papers
 come from the paper_authors index, a page at a time. Names are URL-encoded whole (templating.author_path):
@@ -22,8 +22,8 @@ from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from paperboy.community import follows
 from paperboy.db import write
-from paperboy.digest import follow as follows
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, User
 from paperboy.store import authors as store
@@ -122,7 +122,7 @@ def author(
     found = author_page(conn, _name_from(request), p)
     templates = deps.pages(request, who, conn)
     path = author_path(found.name)
-    state = follows.follow_state(conn, who.user, found.name)
+    state = follows.state(conn, who.user, "author", found.name)
     first = (found.page - 1) * PAGE_SIZE + 1
     html = templates.render(
         "pages/author.html",
@@ -143,9 +143,8 @@ def author(
         },
         canonical=site.public_url.rstrip("/") + path,
         feed_url=_feed_path(found.name),
-        follow=state,
-        follow_path=path + "/follow",
-        unfollow_path=path + "/unfollow",
+        fstate=state,
+        next=path,
         paper_path=paper_path,
     )
     return HTMLResponse(html)
@@ -165,7 +164,7 @@ def _author_feed(conn: Connection, raw_name: str, now: datetime, site: Site, env
     )
 
 
-# --- follow in my digest ------------------------------------------------------------------------------------
+# --- follow -------------------------------------------------------------------------------------------------
 
 
 def _change_follow(
@@ -191,9 +190,14 @@ def follow_author(
     next: str = Form(""),
     user: User = Depends(deps.member),
     conn: Connection = Depends(deps.conn),
+    now: datetime = Depends(deps.now),
 ) -> Response:
-    """Add this author to the member's digest ("New from …"); back to the author page."""
-    return _change_follow(request, "/follow", follows.follow, user, conn, next)
+    """Follow this author (their new papers on /following and in the digest); back to the author page."""
+
+    def change(c: Connection, u: User, n: str) -> object:
+        return follows.follow(c, u, "author", n, now)
+
+    return _change_follow(request, "/follow", change, user, conn, next)
 
 
 @write_router.post("/authors/{name:path}/unfollow")
@@ -204,8 +208,12 @@ def unfollow_author(
     user: User = Depends(deps.member),
     conn: Connection = Depends(deps.conn),
 ) -> Response:
-    """Stop following this author in the member's digest; back to the author page."""
-    return _change_follow(request, "/unfollow", follows.unfollow, user, conn, next)
+    """Stop following this author (they leave the digest too); back to the author page."""
+
+    def change(c: Connection, u: User, n: str) -> object:
+        return follows.unfollow(c, u, "author", n)
+
+    return _change_follow(request, "/unfollow", change, user, conn, next)
 
 
 # --- the JSON twin ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
-from paperboy.community import claims, comments
+from paperboy.community import claims, comments, follows
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
 from paperboy.periods import (
@@ -599,6 +599,7 @@ def paper_page(
         paper_path=paper_path,
         thread=comments.thread(conn, canonical, templates.viewer.user),
         claims=claims.paper_claims(conn, canonical, templates.viewer.user),
+        followed_authors=follows.followed_authors(conn, templates.viewer.user, paper.authors),
         now=now,
         **_paper_context(item),
     )

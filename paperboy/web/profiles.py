@@ -16,6 +16,7 @@ from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from paperboy.community import follows
 from paperboy.community.profiles import Profile, profile
 from paperboy.web import deps, feeds, listings, schemas
 from paperboy.web.deps import Pages, Site
@@ -77,6 +78,9 @@ def profile_page(
     if found.user.username != username:  # /u/ADA -> /u/ada
         return RedirectResponse(profile_path(found.user.username), status_code=301)
     feed = profile_path(found.user.username) + "/feed.atom"
+    who = templates.viewer.user
+    own = who is not None and who.id == found.user.id
+    fstate = None if own else follows.state(conn, who, "member", found.user.username)
     html = templates.render(
         "pages/profile.html",
         site=site,
@@ -89,6 +93,8 @@ def profile_page(
         authored=found.authored,
         items=[*found.submitted, *found.authored, *found.upvoted],  # upvote buttons: which ones are pressed
         feed_url=feed,
+        fstate=fstate,
+        next=profile_path(found.user.username),
         paper_path=paper_path,
     )
     return HTMLResponse(html)
