@@ -11,6 +11,8 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import browserkit
+import httpx
 import members
 import pytest
 import sqlalchemy as sa
@@ -329,3 +331,36 @@ def test_following_is_for_members(sqlite_engine: Engine, path: str) -> None:
     with _client(sqlite_engine) as c:
         r = c.get(path, follow_redirects=False)
         assert r.status_code == (303 if path == "/following" else 401)
+
+
+def test_several_clients_following_one_target_at_once_over_http_leave_one_row(engine: Engine) -> None:
+    """Eight HTTP clients (a real uvicorn server) send the same follow with the same token at one moment."""
+    app = members.app(engine, rate_limits=MANY)
+    with engine.begin() as conn:
+        upsert_records(conn, [_org_record()], NOW)
+        user = user_store.insert_user(
+            conn, username="ada", email="ada@example.org", password_hash="x", is_admin=False, now=NOW
+        )
+        assert user is not None
+        secret = accounts.create_token(conn, user, "script", NOW).secret
+    barrier = threading.Barrier(8)
+    answers: list[int] = []
+    with browserkit.serving(app, browserkit.free_port(), lifespan="on") as base:
+
+        def run() -> None:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                barrier.wait()
+                r = client.post(
+                    "/api/follows",
+                    json={"kind": "org", "name": "deeplab"},
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
+                answers.append(r.status_code)
+
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert answers == [200] * 8
+    assert _rows(engine) == [(user.id, "org", "deeplab", True)]
