@@ -30,6 +30,7 @@ from paperboy.store import authors as store
 from paperboy.store import papers as papers_store
 from paperboy.templating import author_path
 from paperboy.web import deps, feeds, listings, schemas, security
+from paperboy.web.citations import citation_response, export_links
 from paperboy.web.deps import Site, Viewer
 from paperboy.web.pages import paper_path, url
 
@@ -110,6 +111,9 @@ def author(
     request: Request,
     name: str,
     p: int = Query(1, ge=1, le=MAX_PAGE, description="page number, from 1"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
@@ -120,6 +124,8 @@ def author(
     if _raw_rest(request).endswith("/feed.atom"):
         return _author_feed(conn, _name_from(request, "/feed.atom"), now, site, env)
     found = author_page(conn, _name_from(request), p)
+    if fmt:  # ?format=bib|ris|csljson: this page's papers as a citation file (issue 14)
+        return citation_response(found.items, fmt, f"{found.name}-p{p}" if p > 1 else found.name)
     templates = deps.pages(request, who, conn)
     path = author_path(found.name)
     state = follows.state(conn, who.user, "author", found.name)
@@ -143,6 +149,7 @@ def author(
         },
         canonical=site.public_url.rstrip("/") + path,
         feed_url=_feed_path(found.name),
+        export=export_links(path, {"p": p if p > 1 else None}),
         fstate=state,
         next=path,
         paper_path=paper_path,

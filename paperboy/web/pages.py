@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from sqlalchemy.engine import Connection
 
+from paperboy import citations
 from paperboy.community import claims, comments, follows
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper, parse_arxiv_id
@@ -33,6 +34,7 @@ from paperboy.search.query import (
     SearchResults,
     has_words,
 )
+from paperboy.web import citations as cite
 from paperboy.web import deps, listings, security
 from paperboy.web.deps import Pages, Site
 from paperboy.web.paper_markdown import MARKDOWN_TYPE, paper_markdown, wants_markdown
@@ -207,12 +209,17 @@ def _list_page(
     tab: str | None,
     q: str = "",
     show_sort: bool = True,
-) -> HTMLResponse:
+    fmt: str = "",
+) -> Response:
     today = now.date()
     pages = _pages(listing.total, p)
     period = listing.period
     sort_param = listing.sort if listing.sort != "upvotes" else None
     nav_period = period if listing.kind in ("day", "week", "month") else None
+    items = listing.page(p - 1, PAGE_SIZE)
+    if fmt:  # ?format=bib|ris|csljson: this page's papers as a citation file
+        name = period_path(nav_period) if nav_period else path
+        return cite.citation_response(items, fmt, f"{name}-p{p}" if p > 1 else name)
     return _render(
         templates,
         "pages/list.html",
@@ -230,8 +237,9 @@ def _list_page(
         if show_sort
         else [],
         sort_label=SORT_LABELS.get(listing.sort, ""),
-        items=listing.page(p - 1, PAGE_SIZE),
+        items=items,
         total=listing.total,
+        export=cite.export_links(path, {"sort": sort_param, "p": p if p > 1 else None}),
         first_index=(p - 1) * PAGE_SIZE + 1,
         page=p,
         pages=pages,
@@ -292,7 +300,8 @@ def _search_page(
     start: str,
     end: str,
     categories: list[str],
-) -> HTMLResponse:
+    fmt: str = "",
+) -> Response:
     """Search results like the seed page: title, abstract around the match (words marked), authors, date,
     upvotes, comments; date and category filters as plain GET fields; pages of SEARCH_PAGE_SIZE."""
     if p > MAX_PAGE + 1:
@@ -306,6 +315,8 @@ def _search_page(
     if p > pages:
         raise NotFound(f"page {p} is past the end of these results ({pages} page{'s' if pages != 1 else ''})")
     params = search_params(query)
+    if fmt:  # ?format=bib|ris|csljson: this page of results as a citation file
+        return cite.citation_response([h.item for h in results.hits], fmt, f"search-{query.text[:40]}-p{p}")
     filtered = bool(query.start or query.end or query.categories)
     shown = query.text if len(query.text) <= 80 else query.text[:80] + "…"
     return _render(
@@ -352,6 +363,7 @@ def _search_page(
             "next": url("/papers", **params, p=p + 1) if p < pages else None,
         },
         feed_url=url("/papers/feed.atom", **params),
+        export=cite.export_links("/papers", {**params, "p": p if p > 1 else None}),
         paper_path=paper_path,
     )
 
@@ -369,16 +381,29 @@ def papers_latest(
     from_: str = Query("", alias="from", description="search: arXiv date from, YYYY-MM-DD"),
     to: str = Query("", description="search: arXiv date to, YYYY-MM-DD"),
     category: list[str] = Query([], description="search: arXiv category or archive, repeatable"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
     searcher: Searcher | None = Depends(deps.searcher),
-) -> HTMLResponse:
+) -> Response:
     """The newest day with papers; with `q`, search results (filters `from`, `to`, `category`)."""
     if q.strip():
         return _search_page(
-            templates, conn, searcher, site=site, now=now, q=q, p=p, start=from_, end=to, categories=category
+            templates,
+            conn,
+            searcher,
+            site=site,
+            now=now,
+            q=q,
+            p=p,
+            start=from_,
+            end=to,
+            categories=category,
+            fmt=fmt,
         )
     latest = listings.latest_day(conn)
     order = listings.parse_sort(sort)
@@ -397,6 +422,7 @@ def papers_latest(
             subtitle="",
             tab="daily",
             show_sort=False,
+            fmt=fmt,
         )
     listing = listings.period_listing(conn, day_period(latest), order, now)
     return _list_page(
@@ -411,6 +437,7 @@ def papers_latest(
         heading="Daily Papers",
         subtitle=period_title(day_period(latest)),
         tab="daily",
+        fmt=fmt,
     )
 
 
@@ -422,8 +449,15 @@ _PERIOD_PAGES = {
 
 
 def _period_page(
-    period: Period, sort: str, p: int, conn: Connection, now: datetime, site: Site, templates: Pages
-) -> HTMLResponse:
+    period: Period,
+    sort: str,
+    p: int,
+    conn: Connection,
+    now: datetime,
+    site: Site,
+    templates: Pages,
+    fmt: str = "",
+) -> Response:
     """A day, week or month page: one shape, three headings."""
     listing = listings.period_listing(conn, period, listings.parse_sort(sort), now)
     path = period_path(period)
@@ -440,6 +474,7 @@ def _period_page(
         heading=heading,
         subtitle=period_title(period),
         tab=tab,
+        fmt=fmt,
     )
 
 
@@ -448,12 +483,15 @@ def papers_day(
     day: str,
     sort: str = "",
     p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
-) -> HTMLResponse:
-    return _period_page(day_period(parse_day(day)), sort, p, conn, now, site, templates)
+) -> Response:
+    return _period_page(day_period(parse_day(day)), sort, p, conn, now, site, templates, fmt)
 
 
 @router.get("/papers/week/{week}")
@@ -461,12 +499,15 @@ def papers_week(
     week: str,
     sort: str = "",
     p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
-) -> HTMLResponse:
-    return _period_page(parse_week(week), sort, p, conn, now, site, templates)
+) -> Response:
+    return _period_page(parse_week(week), sort, p, conn, now, site, templates, fmt)
 
 
 @router.get("/papers/month/{month}")
@@ -474,22 +515,28 @@ def papers_month(
     month: str,
     sort: str = "",
     p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
-) -> HTMLResponse:
-    return _period_page(parse_month(month), sort, p, conn, now, site, templates)
+) -> Response:
+    return _period_page(parse_month(month), sort, p, conn, now, site, templates, fmt)
 
 
 @router.get("/papers/trending")
 def papers_trending(
     p: int = Query(1, ge=1, le=MAX_LIST_PAGE, description="page number, from 1"),
+    fmt: str = Query(
+        "", alias="format", description="bib, ris or csljson: this page's papers as a citation file"
+    ),
     conn: Connection = Depends(deps.conn),
     now: datetime = Depends(deps.now),
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
-) -> HTMLResponse:
+) -> Response:
     listing = listings.trending_listing(conn, now, site.trending_days)
     window = listing.period
     subtitle = (
@@ -510,6 +557,7 @@ def papers_trending(
         subtitle=subtitle,
         tab="trending",
         show_sort=False,
+        fmt=fmt,
     )
 
 
@@ -599,6 +647,8 @@ def paper_page(
         paper_path=paper_path,
         thread=comments.thread(conn, canonical, templates.viewer.user),
         claims=claims.paper_claims(conn, canonical, templates.viewer.user),
+        citation_tags=citations.highwire_tags(item),  # Zotero, Google Scholar (issue 14)
+        cite_bibtex=citations.bibtex_entry(item),
         followed_authors=follows.followed_authors(conn, templates.viewer.user, paper.authors),
         now=now,
         **_paper_context(item),
