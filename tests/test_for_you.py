@@ -314,3 +314,14 @@ def test_the_digest_of_a_member_has_a_for_you_section_that_says_why(hub: TestCli
     again = plan_due(engine, monday, replace(ctx, model=MODEL), make_environment(), dry_run=True)
     ((_, other),) = again.previews
     assert other is not None and "For you" not in other.text
+
+
+def test_a_shared_author_is_named_as_the_paper_prints_it(hub: TestClient) -> None:
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 4))  # by "KV Author4" and "Shared Coauthor"
+    items = _feed(hub)
+    by_author = [i for i in items if i["reason"]["kind"] == "author"]  # type: ignore[index]
+    assert by_author, [i["reason"] for i in items]  # type: ignore[index]
+    texts = [str(i["reason"]["text"]) for i in by_author]  # type: ignore[index]
+    assert all("Shared Coauthor" in t and "KV Cache study number 4" in t for t in texts), texts
+    assert {i["paper"]["id"] for i in by_author} <= {_pid(c, n) for c in (1, 2) for n in (0, 4, 8)}  # type: ignore[index]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -20,7 +20,17 @@ from sqlalchemy.engine import Connection
 
 from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import StoredPaper
-from paperboy.recommend.rank import Interests, Pick, Pool, Seed, TopicSeed, rank, reason_text
+from paperboy.recommend.rank import (
+    Interests,
+    Pick,
+    Pool,
+    Seed,
+    TopicSeed,
+    author_index,
+    has_interests,
+    rank,
+    reason_text,
+)
 from paperboy.store import embeddings as store_embeddings
 from paperboy.store import feed as store
 from paperboy.store import follows as store_follows
@@ -90,12 +100,15 @@ class PoolCache:
             rows = store.recent_papers(conn, datetime.min.replace(tzinfo=since.tzinfo), min(self.limit, 2000))
         ids = [r.arxiv_id for r in rows]
         vectors = self._vectors_for(conn, model, ids)
-        return Pool(
-            ids=tuple(ids),
-            vectors=vectors,
-            authors=tuple(tuple(author_key(a) for a in r.authors) for r in rows),
-            published=np.array([r.date.timestamp() for r in rows], dtype=np.float64),
-            popularity=np.array([r.upvotes for r in rows], dtype=np.float64),
+        return author_index(
+            Pool(
+                ids=tuple(ids),
+                vectors=vectors,
+                authors=tuple(tuple(author_key(a) for a in r.authors) for r in rows),
+                published=np.array([r.date.timestamp() for r in rows], dtype=np.float64),
+                popularity=np.array([r.upvotes for r in rows], dtype=np.float64),
+                author_names=tuple(tuple(r.authors) for r in rows),
+            )
         )
 
     def _vectors_for(self, conn: Connection, model: str | None, ids: list[str]) -> np.ndarray:
@@ -197,11 +210,11 @@ def for_you(
         if i in window
     }
     if via:
-        pool = Pool(pool.ids, pool.vectors, pool.authors, pool.published, pool.popularity, via=via)
+        pool = replace(pool, via=via)
     picks = rank(interests, pool, now, min(limit, MAX_LIMIT))
     found = store_papers.get_papers(conn, [p.arxiv_id for p in picks])
     kept = [p for p in picks if p.arxiv_id in found]
-    personal = bool(interests.seeds or interests.topics or interests.followed_authors or via)
+    personal = has_interests(interests, pool)
     return ForYou(
         picks=kept,
         items=[found[p.arxiv_id] for p in kept],
@@ -235,12 +248,15 @@ def pool_from(items: Sequence[StoredPaper], vectors: np.ndarray | None) -> Pool:
     """A ranking pool of `items` (a digest period's new papers) with their vector rows (None: no vectors)."""
     n = len(items)
     dates = [(i.paper.published_at or i.paper.updated_at) for i in items]
-    return Pool(
-        ids=tuple(i.paper.arxiv_id for i in items),
-        vectors=vectors if vectors is not None else np.zeros((n, 0), dtype=np.float32),
-        authors=tuple(tuple(author_key(a) for a in i.paper.authors) for i in items),
-        published=np.array([d.timestamp() if d is not None else 0.0 for d in dates], dtype=np.float64),
-        popularity=np.array([i.upvotes for i in items], dtype=np.float64),
+    return author_index(
+        Pool(
+            ids=tuple(i.paper.arxiv_id for i in items),
+            vectors=vectors if vectors is not None else np.zeros((n, 0), dtype=np.float32),
+            authors=tuple(tuple(author_key(a) for a in i.paper.authors) for i in items),
+            published=np.array([d.timestamp() if d is not None else 0.0 for d in dates], dtype=np.float64),
+            popularity=np.array([i.upvotes for i in items], dtype=np.float64),
+            author_names=tuple(tuple(i.paper.authors) for i in items),
+        )
     )
 
 
