@@ -325,3 +325,19 @@ def test_a_shared_author_is_named_as_the_paper_prints_it(hub: TestClient) -> Non
     texts = [str(i["reason"]["text"]) for i in by_author]  # type: ignore[index]
     assert all("Shared Coauthor" in t and "KV Cache study number 4" in t for t in texts), texts
     assert {i["paper"]["id"] for i in by_author} <= {_pid(c, n) for c in (1, 2) for n in (0, 4, 8)}  # type: ignore[index]
+
+
+def test_the_feed_exports_as_bibtex_the_papers_it_shows(hub: TestClient) -> None:
+    import bibtexparser
+
+    members.signup(hub, "ada")
+    _upvote(hub, _pid(0, 1))
+    page = hub.get("/papers/for-you").text
+    assert 'href="/papers/for-you?format=bib"' in page
+    shown = _ids(_feed(hub))[:30]
+    r = hub.get("/papers/for-you", params={"format": "bib"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-bibtex")
+    assert "attachment" in r.headers["content-disposition"]
+    library = bibtexparser.parse_string(r.text)
+    assert [e.fields_dict["eprint"].value for e in library.entries] == shown
+    assert hub.get("/papers/for-you", params={"format": "docx"}).status_code == 400

@@ -22,7 +22,7 @@ from paperboy.models import User
 from paperboy.recommend import feed
 from paperboy.recommend.rank import Pick, reason_text
 from paperboy.store import users as store_users
-from paperboy.web import deps, listings, schemas, security
+from paperboy.web import citations, deps, listings, schemas, security
 from paperboy.web.deps import Pages, Site, Viewer
 from paperboy.web.feeds import ATOM, entry_updated
 from paperboy.web.pages import paper_path
@@ -76,6 +76,7 @@ def feed_url(site: Site, key: bytes, user: User) -> str:
 def for_you_page(
     request: Request,
     p: int = Query(1, ge=1, le=MAX_PAGE),
+    format: str | None = Query(None, description="bib, ris or csljson: this page's papers as a download."),
     who: Viewer = Depends(deps.viewer),
     conn: Connection = Depends(deps.conn),
     templates: Pages = Depends(deps.pages),
@@ -90,13 +91,17 @@ def for_you_page(
     if p > pages:
         raise NotFound(f"page {p} is past the end of your feed ({pages} page{'s' if pages != 1 else ''})")
     start = (p - 1) * PAGE_SIZE
+    shown = result.items[start : start + PAGE_SIZE]
+    if format is not None:
+        return citations.citation_response(shown, format, f"for-you-{who.user.username}")
     return HTMLResponse(
         templates.render(
             "pages/for_you.html",
             site=site,
             today=now.date(),
             title="For you",
-            items=result.items[start : start + PAGE_SIZE],
+            items=shown,
+            export=citations.export_links("/papers/for-you", {"p": p if p > 1 else None}),
             why=_why(result),
             personal=result.personal,
             feedback=True,
