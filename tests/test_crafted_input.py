@@ -252,6 +252,8 @@ SAMPLES = {
     "day": str(webhub.LATEST),
     "week": "2025-W10",
     "month": "2025-03",
+    "slug": "reading-list",  # a collection's
+    "collection_id": "1",
 }
 BAD = {"nul": ("a%00b", b'"a\\u0000b"'), "surrogate": (BAD_UTF8, SURROGATE_JSON)}
 

@@ -44,6 +44,7 @@ from webhub import LATEST, NOW, SITE, A
 from paperboy import accounts
 from paperboy.community import account_tokens
 from paperboy.community import claims as claim_ops
+from paperboy.community import collections as collection_ops
 from paperboy.community import comments as comment_ops
 from paperboy.db import make_engine, write
 from paperboy.db.schema import comments as comments_table
@@ -70,6 +71,7 @@ SESSION_ACTORS = ("owner", "other", "admin")
 NAMES = {"owner": "bob", "other": "carol", "admin": "root-admin"}
 HOSTILE_AUTHOR = f"Author {XSS_CORPUS[0]}"  # one of the hostile paper's authors (test_security)
 FRESH = "2503.07777"  # a paper arXiv "has" (the app's fetch_paper) and the hub does not: submittable
+FRESH_IN_HUB = webhub.B  # a paper of the hub in no collection yet
 CROSS_SITE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
 CSRF_REFUSAL = re.compile(r"CSRF|another site")
 
@@ -209,6 +211,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Wo
         comment_ops.set_hidden(conn, admin, hidden.id, True, NOW)
         ids["hidden_comment"] = str(hidden.id)
         ids["claim"] = str(claim_ops.claim_authorship(conn, bob, X, HOSTILE_AUTHOR, NOW).id)
+        # bob's public collection: a hostile description and note, the hostile paper first (issue 14)
+        shelf = collection_ops.create_collection(
+            conn, bob, "Bob's shelf", NOW, description=XSS_CORPUS[0], public=True
+        )
+        collection_ops.add_paper(conn, bob, shelf.id, X, NOW, note=XSS_CORPUS[1])
+        collection_ops.add_paper(conn, bob, shelf.id, A, NOW)
+        ids["collection"], ids["collection_slug"] = str(shelf.id), shelf.slug
         ids["disable_user"] = str(made["dave"].id)
         ids["paper_a"] = A
         ids["enable_user"] = str(made["erin"].id)
@@ -246,6 +255,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Wo
         "day": LATEST.isoformat(),
         "week": "2025-W10",
         "month": "2025-03",
+        "collection_id": ids["collection"],
+        "slug": ids["collection_slug"],
     }
     w = World(path, folder, sessions, {}, bearer, samples, ids, links)
     with w.hub() as hub:
@@ -420,6 +431,36 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/subscription/rotate"): Rule(OWNER, form={}, link="manage", changes=True),
     ("POST", "/subscription/resume"): Rule(OWNER, form={}, link="manage"),
+    # collections (issue 14): public ones are public reading; members save; only the owner changes one
+    ("GET", "/u/{username}/c/{slug}"): PUBLIC,
+    ("GET", "/u/{username}/c/{slug}/feed.atom"): PUBLIC,
+    ("GET", "/api/users/{username}/collections"): PUBLIC,
+    ("GET", "/api/users/{username}/collections/{slug}"): PUBLIC,
+    ("GET", "/collections"): Rule(MEMBERS, why="one's own collections"),
+    ("GET", "/papers/{arxiv_id:path}/collections"): Rule(MEMBERS, why="one's own collections"),
+    ("POST", "/papers/{arxiv_id:path}/save"): Rule(MEMBERS, form={}, changes=True),
+    ("POST", "/papers/{arxiv_id:path}/collections"): Rule(
+        MEMBERS, form={"new_name": "Saved by {actor}"}, changes=True
+    ),
+    ("POST", "/collections"): Rule(MEMBERS, form={"name": "New of {actor}"}, changes=True),
+    ("POST", "/collections/{collection_id}/edit"): Rule(OWNER, form={"name": "Renamed"}, changes=True),
+    ("POST", "/collections/{collection_id}/delete"): Rule(OWNER, form={}, changes=True),
+    ("POST", "/collections/{collection_id}/remove"): Rule(OWNER, form={"arxiv_id": X}, changes=True),
+    ("POST", "/collections/{collection_id}/note"): Rule(
+        OWNER, form={"arxiv_id": X, "note": "n"}, changes=True
+    ),
+    ("POST", "/collections/{collection_id}/move"): Rule(
+        OWNER, form={"arxiv_id": X, "to": "down"}, changes=True
+    ),
+    ("POST", "/api/collections"): Rule(MEMBERS, json={"title": "New of {actor}"}, changes=True),
+    ("PATCH", "/api/collections/{collection_id}"): Rule(OWNER, json={"title": "Renamed"}, changes=True),
+    ("DELETE", "/api/collections/{collection_id}"): Rule(OWNER, json={}, changes=True),
+    ("POST", "/api/collections/{collection_id}/papers"): Rule(OWNER, json={"id": FRESH_IN_HUB}, changes=True),
+    ("PATCH", "/api/collections/{collection_id}/papers/{arxiv_id:path}"): Rule(
+        OWNER, json={"note": "n"}, changes=True
+    ),
+    ("DELETE", "/api/collections/{collection_id}/papers/{arxiv_id:path}"): Rule(OWNER, json={}, changes=True),
+    ("PUT", "/api/collections/{collection_id}/order"): Rule(OWNER, json={"ids": [A, X]}, changes=True),
 }
 # RFC 8058 one-click: mail clients post without cookies or a CSRF token; the signed link is the authority
 CSRF_EXEMPT = {("POST", "/unsubscribe")}

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from paperboy import accounts
 from paperboy.errors import Forbidden, Unauthorized
 from paperboy.models import StoredPaper, User
+from paperboy.store import collections as store_collections
 from paperboy.store import votes as store_votes
 from paperboy.web import badges, security
 from paperboy.web.security import Limiter
@@ -161,7 +162,7 @@ class Pages:
     """Renders pages with the viewer (signed-in member, CSRF token) and the page's own path (`here`, where
     forms come back to) in every page's context. When the page shows papers (a StoredPaper or a list of them
     in its context), `voted` holds the ids among them that the member upvoted, so every upvote button is drawn
-    pressed or not without each route asking."""
+    pressed or not without each route asking; `saved`, those in any of the member's collections."""
 
     def __init__(self, env: Environment, seen: Viewer, here: str, conn: Connection) -> None:
         self.env = env
@@ -188,10 +189,16 @@ class Pages:
             return set()
         return store_votes.voted_ids(self._conn, self.viewer.user.id, ids)
 
+    def _saved(self, shown: list[StoredPaper]) -> set[str]:
+        if self.viewer.user is None or not shown:
+            return set()
+        return store_collections.saved_ids(self._conn, self.viewer.user.id, [i.paper.arxiv_id for i in shown])
+
     def render(self, name: str, **context: Any) -> str:
         context.setdefault("here", self.here)
         shown = self._shown(context)
         context.setdefault("voted", self._voted(shown))
+        context.setdefault("saved", self._saved(shown))  # "Save" buttons: papers in the member's collections
         # "#1 Paper of the day / week / month" on every card and paper page (web/badges.py)
         context.setdefault("top_badges", badges.badges_for(self._conn, shown))
         return self.env.get_template(name).render(viewer=self.viewer, **context)

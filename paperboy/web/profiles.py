@@ -16,6 +16,7 @@ from jinja2 import Environment
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from paperboy.community import collections as collection_ops
 from paperboy.community import follows
 from paperboy.community.profiles import Profile, profile
 from paperboy.web import deps, feeds, listings, schemas
@@ -94,6 +95,7 @@ def profile_page(
         items=[*found.submitted, *found.authored, *found.upvoted],  # upvote buttons: which ones are pressed
         feed_url=feed,
         fstate=fstate,
+        collections=collection_ops.public_collections(conn, found.user),  # public ones only (issue 14)
         next=profile_path(found.user.username),
         paper_path=paper_path,
     )

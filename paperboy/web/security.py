@@ -254,6 +254,7 @@ class RateLimits:
     comment: str = "10 per minute"  # per member
     submit: str = "20 per hour"  # per member
     claim: str = "20 per hour"  # per member
+    collect: str = "120 per minute"  # per member: saves and collection changes
     subscribe: str = "10 per hour"  # per address (and at most 3 confirmation mails per email per 6 hours)
     signup_mail: str = "3 per 6 hours"  # sign-up mails to one email address (PAPERBOY_SIGNUP_VERIFY_EMAIL)
 
@@ -334,6 +335,7 @@ _KIND_WORDS = {
     "comment": "comments",
     "submit": "submissions",
     "claim": "authorship claims",
+    "collect": "changes to collections",
     "subscribe": "subscribe requests from this address",
     "signup_mail": "sign-up mails to this address",
 }
