@@ -3,15 +3,23 @@ into docs/screenshots/.
 
     python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
+    python scripts/screenshots.py --only feed   # just the For you, collection and following pages
+
 Starts the real app (uvicorn in a thread, on a free port) over a temporary SQLite database loaded with demo
 data: the bundled demo papers (paperboy/demo/, featured on the demo "today") and, when ../shared/data is
 there, real Hugging Face daily lists and an arXiv snapshot excerpt (for a paper page with formulas).
+The For you, collection and following pages need ../shared/data: a second hub holds the newest arXiv cs
+papers of its daily-listing corpus with their precomputed MiniLM vectors, and a member who upvoted three
+video-generation papers, follows an author and another member, and keeps a public collection.
 Drives the Debian chromium (`apt-get install chromium`) through Playwright; no `playwright install`.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import gzip
+import json
 import socket
 import sys
 import tempfile
@@ -23,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from playwright.sync_api import ViewportSize, sync_playwright
 from sqlalchemy.engine import Engine
@@ -67,11 +76,13 @@ def load_demo(engine: Engine, now: datetime) -> None:
 
 
 @contextmanager
-def serve(engine: Engine, now: datetime) -> Iterator[str]:
-    """The app on a free local port, in a thread; yields its base URL."""
+def serve(engine: Engine, now: datetime, **app_options: Any) -> Iterator[str]:
+    """The app on a free local port, in a thread (`app_options` go to create_app); yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app(engine, site=Site(name="paperboy", public_url=base, trending_days=7), clock=lambda: now)
+    app = create_app(
+        engine, site=Site(name="paperboy", public_url=base, trending_days=7), clock=lambda: now, **app_options
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -154,16 +165,173 @@ def member_shots(browser: Any, base: str, paper: str, out: Path) -> None:
     context.close()
 
 
+# --- For you, a collection and the following page (issue 14), over real papers with their vectors ---------
+
+LISTING = SHARED / "arxiv_metadata" / "arxiv_daily_cs_2025-03-18_2026-07-01.jsonl.gz"
+VECTORS = SHARED / "embeddings" / "minilm_arxiv_cs_f16.npy"
+VECTOR_IDS = SHARED / "embeddings" / "minilm_arxiv_cs_ids.txt"
+FEED_NOW = datetime(2026, 7, 2, 10, 0, tzinfo=UTC)  # the morning after the corpus's newest listing day
+FEED_PAPERS = 3000  # the newest of the listing corpus: its last two weeks and a bit
+UPVOTED = ("2606.15534", "2606.18478", "2606.22370")  # three video-generation papers (June 16-23)
+FOLLOWED = "Zian Wang"  # an author of one of the upvoted papers, with one more paper in those weeks
+KEPT = (  # a public collection, with the member's notes on two of its papers
+    ("2606.20799", "Multi-shot consistency from entity grounding: compare with UnityShots below."),
+    ("2606.21661", None),
+    ("2606.27964", "Autoregressive and fast; check which camera controls it supports."),
+    ("2606.26795", None),
+)
+OTHER_UPVOTES = ("2606.20774", "2606.30811")  # a second member's, whom the first one follows
+
+
+def load_feed_hub(engine: Engine, tmp: Path, clock: Any) -> None:
+    """The newest FEED_PAPERS papers of the listing corpus (through the snapshot ingest), and their MiniLM
+    vectors from ../shared/data/embeddings under the app's default model name."""
+    from paperboy.search import vector_import
+    from paperboy.search.embed import DEFAULT_MODEL
+
+    with gzip.open(LISTING, "rt", encoding="utf-8") as f:
+        newest = collections.deque(f, maxlen=FEED_PAPERS)
+    excerpt = tmp / "listing-newest.jsonl"
+    excerpt.write_text("".join(newest), encoding="utf-8")
+    jobs.ingest_snapshot(engine, excerpt, clock)
+    all_ids = VECTOR_IDS.read_text(encoding="utf-8").split()  # row n of the matrix is line n
+    row_of = {arxiv_id: n for n, arxiv_id in enumerate(all_ids)}
+    rows = sorted({row_of[i] for i in (json.loads(line)["id"] for line in newest) if i in row_of})
+    matrix = np.load(VECTORS, mmap_mode="r")
+    ids = [all_ids[n] for n in rows]
+    vector_import.import_vectors(engine, DEFAULT_MODEL, np.asarray(matrix[rows]), ids, clock)
+
+
+def _sign_up(tab: Any, base: str, username: str) -> None:
+    tab.goto(base + "/signup")
+    tab.fill("#f-username", username)
+    tab.fill("#f-email", f"{username}@example.org")
+    tab.fill("#f-password", "a long enough password")
+    tab.get_by_role("button", name="Create account").click()
+    tab.wait_for_url(base + "/papers")
+
+
+def _upvote(tab: Any, base: str, arxiv_id: str) -> None:
+    tab.goto(f"{base}/papers/{arxiv_id}")
+    tab.locator(".paper-head button.votes").click()
+    tab.wait_for_selector(".paper-head button.votes.voted")
+
+
+def _follow(tab: Any, url: str) -> None:
+    tab.goto(url)
+    tab.locator("#follow button.btn-follow").click()
+    tab.wait_for_selector('#follow button.btn-follow[aria-pressed="true"]')
+
+
+def _shoot(browser: Any, url: str, target: Path, label: str, state: Any = None, full: bool = False) -> None:
+    context = browser.new_context(
+        viewport=DESKTOP if label == "desktop" else PHONE,
+        device_scale_factor=1 if label == "desktop" else 2,
+        storage_state=state,
+    )
+    tab = context.new_page()
+    tab.goto(url, wait_until="networkidle")
+    tab.screenshot(path=str(target), full_page=full)
+    print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
+    context.close()
+
+
+def feed_shots(browser: Any, out: Path) -> None:
+    """for-you, collection and following, desktop and phone: a member ("ada") who upvoted three
+    video-generation papers and follows an author and a member ("grace"), over real papers and vectors."""
+    if not (LISTING.is_file() and VECTORS.is_file() and VECTOR_IDS.is_file()):
+        print(
+            f"skipped the For you / collection / following screenshots: {SHARED} has no corpus with vectors"
+        )
+        return
+    from paperboy.community import collections as collection_ops
+    from paperboy.search.embed import DEFAULT_MODEL
+    from paperboy.search.hybrid import Searcher
+    from paperboy.search.vector import VectorIndex
+    from paperboy.store import users as user_store
+
+    clock = lambda: FEED_NOW  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'feed.sqlite3'}")
+        upgrade(engine)
+        load_feed_hub(engine, Path(tmp), clock)
+        index = VectorIndex.create(Path(tmp) / "vectors.usearch", 384, DEFAULT_MODEL)  # names the model
+        options = {"searcher": Searcher(None, index), "secret_key": b"screenshot-key" * 3}
+        with serve(engine, FEED_NOW, **options) as base:
+            ada = browser.new_context(viewport=DESKTOP)
+            tab = ada.new_page()
+            _sign_up(tab, base, "ada")
+            grace = browser.new_context(viewport=DESKTOP)
+            other = grace.new_page()
+            _sign_up(other, base, "grace")
+            for arxiv_id in OTHER_UPVOTES:
+                _upvote(other, base, arxiv_id)
+            grace.close()
+            for arxiv_id in UPVOTED:
+                _upvote(tab, base, arxiv_id)
+            _follow(tab, f"{base}/authors/{FOLLOWED.replace(' ', '%20')}")
+            _follow(tab, f"{base}/u/grace")
+            with engine.begin() as conn:
+                user = user_store.get_user_by_name(conn, "ada")
+                if user is None:
+                    raise RuntimeError("the member signed up in the browser is not in the database")
+                kept = collection_ops.create_collection(
+                    conn,
+                    user,
+                    "Long and consistent video generation",
+                    FEED_NOW,
+                    description="Multi-shot, long and camera-controlled video generation from June 2026.",
+                    public=True,
+                )
+                for arxiv_id, note in KEPT:
+                    collection_ops.add_paper(conn, user, kept.id, arxiv_id, FEED_NOW, note=note)
+            state = ada.storage_state()
+
+            # For you on a desktop, just after a Save and a "Not interested" (the line with Undo)
+            tab.goto(base + "/papers/for-you")
+            cards = tab.locator("#cards > li.card")
+            cards.nth(0).locator(".save button.btn-save").click()
+            tab.wait_for_selector("#cards > li.card >> nth=0 >> .btn-save.saved")
+            cards.nth(2).get_by_role("button", name="Not interested").click()
+            tab.wait_for_selector("#cards > li.card-hidden")
+            tab.mouse.move(DESKTOP["width"] - 2, DESKTOP["height"] - 2)  # no hover on the card under it
+            tab.evaluate("window.scrollTo(0, 0)")
+            target = out / "for-you-desktop.png"
+            tab.screenshot(path=str(target))
+            print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
+            ada.close()
+            _shoot(browser, base + "/papers/for-you", out / "for-you-phone.png", "phone", state)
+            collection = f"{base}/u/ada/c/{kept.slug}"
+            for label in ("desktop", "phone"):
+                _shoot(browser, collection, out / f"collection-{label}.png", label)  # as a visitor sees it
+                _shoot(browser, base + "/following", out / f"following-{label}.png", label, state)
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument(
+        "--only",
+        choices=("all", "feed"),
+        default="all",
+        help="feed: just the For you, collection and following pages",
+    )
     args = parser.parse_args(argv)
 
     if not Path(args.chromium).exists():
         print(f"{args.chromium} not found: apt-get install -y chromium", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "feed":
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            try:
+                feed_shots(browser, args.out)
+            finally:
+                browser.close()
+        return 0
     now = datetime(2026, 8, 13, 18, 0, tzinfo=UTC)  # the day after the newest HF fixture
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'demo.sqlite3'}")
@@ -201,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(target.relative_to(ROOT) if target.is_relative_to(ROOT) else target)
                     context.close()
                 member_shots(browser, base, first, args.out)
+                feed_shots(browser, args.out)
                 for name, path, scheme, widths in shots:
                     for label in widths:
                         context = browser.new_context(
