@@ -245,6 +245,10 @@ class Settings(BaseSettings):
     )
     rate_submit: str = Field(default="20 per hour", description="Paper submissions allowed per member.")
     rate_claim: str = Field(default="20 per hour", description="Authorship claims allowed per member.")
+    rate_collect: str = Field(
+        default="120 per minute",
+        description="Saves and changes to collections (add, remove, note, reorder, edit) allowed per member.",
+    )
 
     @field_validator(
         "rate_signin",
@@ -253,6 +257,7 @@ class Settings(BaseSettings):
         "rate_comment",
         "rate_submit",
         "rate_claim",
+        "rate_collect",
         "rate_subscribe",
     )
     @classmethod

@@ -161,6 +161,7 @@ def rate_limits(settings: Settings) -> Any:
         comment=settings.rate_comment,
         submit=settings.rate_submit,
         claim=settings.rate_claim,
+        collect=settings.rate_collect,
         subscribe=settings.rate_subscribe,
     )
 
