@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import bibtexparser
 import browserkit
@@ -135,6 +135,13 @@ def _card(page: Any, title: str) -> Any:
     return page.locator("#cards > li.card", has=title_is)
 
 
+def _bib_titles(text: str) -> list[str]:
+    """The titles of a BibTeX file as bibtexparser reads them, without the braces that keep capitals."""
+    library = bibtexparser.parse_string(text)
+    assert not library.failed_blocks
+    return [e.fields_dict["title"].value.replace("{", "").replace("}", "") for e in library.entries]
+
+
 def _ids_of(title: str) -> tuple[int, int]:
     topic, n = title.rsplit(" study number ", 1)
     return TOPICS.index(topic), int(n)
@@ -174,10 +181,25 @@ def test_a_member_builds_a_feed_follows_saves_and_exports(browser: Any, hub: str
     expect(line).to_have_count(1)
     expect(line.get_by_role("button", name="Undo")).to_be_visible()
     assert page.url == base + "/papers/for-you"  # no navigation: the swap happened in place
+    # "Less like this" on another card, then Undo: the card comes back in place.
+    less = _titles(page)[1]
+    _card(page, less).get_by_role("button", name="Less like this").click()
+    expect(page.locator("#cards > li.card-hidden")).to_have_count(2)
+    expect(_card(page, less)).to_have_count(0)
+    page.locator("#cards > li.card-hidden", has_text="fewer papers like this").get_by_role(
+        "button", name="Undo"
+    ).click()
+    expect(_card(page, less).get_by_role("button", name="Not interested")).to_be_visible()
     page.reload()
     expect(page.locator("#cards > li.card").first).to_be_visible()
-    assert hidden not in _titles(page)
+    assert hidden not in _titles(page) and less in _titles(page)
     expect(page.locator("#cards > li.card-hidden")).to_have_count(0)
+
+    # The feed's own BibTeX export holds what the page shows, in its order.
+    href = page.locator('.export-links a[data-format="bib"]').get_attribute("href")
+    feed_bib = page.request.get(urljoin(page.url, href))
+    assert feed_bib.ok
+    assert _bib_titles(feed_bib.text())[:3] == _titles(page)[:3]
 
     # Follow an author from their page (htmx swaps the button); their papers then rank first, saying so.
     page.goto(f"{base}/authors/{quote(FOLLOWED)}")
@@ -220,10 +242,7 @@ def test_a_member_builds_a_feed_follows_saves_and_exports(browser: Any, hub: str
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert download.value.suggested_filename.endswith(".bib")
     assert text.lstrip().startswith("@")
-    library = bibtexparser.parse_string(text)
-    assert not library.failed_blocks
-    (entry,) = library.entries
-    assert entry.fields_dict["title"].value.strip("{}") == saved
+    assert _bib_titles(text) == [saved]
     assert _pid(*_ids_of(saved)) in text  # the arXiv id travels with it
 
     # /following lists the author, with their newest papers below.
