@@ -352,3 +352,48 @@ def test_a_collection_exports_as_bibtex_ris_and_csl_json_in_its_order(client: Te
     assert len(items) == 2
     assert client.get(page, params={"format": "docx"}).status_code == 400
     assert members.another(client).get(page, params={"format": "bib"}).status_code == 404  # private
+
+
+def test_many_scripts_adding_to_one_collection_over_http_at_once(engine: Engine) -> None:
+    """Ten clients at once, each adding the same ten papers in its own order to one collection through the
+    API of a real server (uvicorn, its worker threads, the test's database): every answer is a 200, every
+    paper is in it once, and the places are 0..9 with no two alike, on SQLite and PostgreSQL."""
+    import threading
+
+    import livehub
+
+    from paperboy.db.schema import papers
+
+    with livehub.live(
+        engine, rate_limits=RateLimits(signup="100 per minute", collect="1000 per minute")
+    ) as hub:
+        token = hub.make_token(hub.signup("ada"))
+        auth = {"Authorization": f"Bearer {token}"}
+        made = hub.request("POST", "/api/collections", headers=auth, json={"title": "Busy"})
+        assert made.status_code == 201, made.text
+        cid = made.json()["id"]
+        with engine.connect() as conn:
+            ids = list(
+                conn.execute(sa.select(papers.c.arxiv_id).order_by(papers.c.arxiv_id).limit(10)).scalars()
+            )
+        statuses: list[int] = []
+        start = threading.Barrier(10)
+
+        def work(n: int) -> None:
+            start.wait()
+            for arxiv_id in ids[n:] + ids[:n]:
+                r = hub.request("POST", f"/api/collections/{cid}/papers", headers=auth, json={"id": arxiv_id})
+                statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses == [200] * 100
+        final = hub.request("GET", "/api/users/ada/collections/busy", headers=auth).json()
+    assert sorted(i["paper"]["paper"]["id"] for i in final["items"]) == sorted(ids)
+    assert [i["position"] for i in final["items"]] == list(range(10))
+    with engine.connect() as conn:
+        stmt = sa.select(collection_items.c.position).where(collection_items.c.collection_id == cid)
+        assert sorted(conn.execute(stmt).scalars()) == list(range(10))
