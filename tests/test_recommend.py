@@ -234,6 +234,10 @@ def test_reason_texts_for_each_kind_of_seed() -> None:
     assert reason_text(Reason("similar", "Paper u", "u"), seeds) == "Like “Paper u”, which you upvoted"
     assert reason_text(Reason("similar", "Paper v", "v"), seeds) == "Like “Paper v”, which you saved"
     assert reason_text(Reason("similar", "Paper w", "w"), seeds) == "Like “Paper w”, a paper of yours"
+    # any iterable of seeds, a generator too
+    author = Reason("author", "Ann", "v")
+    assert reason_text(author, (s for s in seeds)) == "By Ann, an author of “Paper v”, which you saved"
+    assert reason_text(author) == "By Ann, an author of a paper you liked"
 
 
 def test_empty_pool_and_zero_limit() -> None:

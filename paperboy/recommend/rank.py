@@ -310,13 +310,15 @@ def weights_by_id(seeds: Sequence[Seed], weights: np.ndarray) -> dict[str, float
 
 def reason_text(reason: Reason, seeds: Iterable[Seed] = ()) -> str:
     """The few words a card shows for a reason (plain text; the template escapes and styles it)."""
-    kinds = {s.arxiv_id: s.kind for s in seeds}
+    by_id = {s.arxiv_id: s for s in seeds}  # any iterable, read once
+    kinds = {i: s.kind for i, s in by_id.items()}
     if reason.kind == "similar":
         return f"Like “{reason.label}”, {_seed_clause(kinds.get(reason.arxiv_id or ''))}"
     if reason.kind == "author":
         if reason.arxiv_id is None:
             return f"By {reason.label}, whom you follow"
-        title = next((s.title for s in seeds if s.arxiv_id == reason.arxiv_id), None) if seeds else None
+        seed = by_id.get(reason.arxiv_id)
+        title = seed.title if seed is not None else None
         if title is None:
             return f"By {reason.label}, an author of a paper you liked"
         return f"By {reason.label}, an author of “{title}”, {_seed_clause(kinds.get(reason.arxiv_id))}"
