@@ -142,6 +142,7 @@ class ForYou:
     items: list[StoredPaper]  # the picks' papers, in the same order (a pick whose paper is gone is left out)
     seeds: Mapping[str, Seed] = field(default_factory=dict)  # by arxiv id: what the reasons refer to
     personal: bool = False  # False: the member has no history yet, the feed is what is trending
+    total: int = 0  # papers in the whole ranked feed (`picks` and `items` may be one page of it)
 
 
 def interests_of(conn: Connection, user_id: int, model: str | None) -> Interests:
@@ -149,16 +150,16 @@ def interests_of(conn: Connection, user_id: int, model: str | None) -> Interests
     signs = store.interests(conn, user_id, SEED_LIMIT)
     said = store.feedback(conn, user_id, FEEDBACK_LIMIT)
     wanted = [s.arxiv_id for s in signs] + [i for i, kind in said.items() if kind == "less"]
-    found = store_papers.get_papers(conn, [s.arxiv_id for s in signs]) if signs else {}
+    found = store.titles_and_authors(conn, [s.arxiv_id for s in signs]) if signs else {}
     vectors = _vectors(conn, model, wanted)
     seeds = tuple(
         Seed(
             arxiv_id=s.arxiv_id,
-            title=found[s.arxiv_id].paper.title,
+            title=found[s.arxiv_id][0],
             kind=s.kind,
             at=s.at,
             vector=vectors.get(s.arxiv_id),
-            authors=tuple(author_key(a) for a in found[s.arxiv_id].paper.authors),
+            authors=tuple(author_key(a) for a in found[s.arxiv_id][1]),
         )
         for s in signs
         if s.arxiv_id in found
@@ -197,29 +198,33 @@ def for_you(
     model: str | None,
     now: datetime,
     limit: int = MAX_LIMIT,
+    offset: int = 0,
+    count: int | None = None,
 ) -> ForYou:
-    """`user_id`'s feed: the best `limit` recent papers for them, each with why."""
+    """`user_id`'s feed: the best `limit` recent papers for them, each with why; of those, the papers of
+    `count` picks from `offset` are read (a page of the feed; all of them when `count` is None)."""
     interests = interests_of(conn, user_id, model)
     pool = cache.get(conn, model, now)
-    window = set(pool.ids)
+    rows = pool.index.rows_by_id if pool.index is not None else {i: n for n, i in enumerate(pool.ids)}
     via = {
         i: why
         for i, why in store_follows.papers_via_follows(
             conn, user_id, now - timedelta(days=cache.window_days), VIA_LIMIT
         ).items()
-        if i in window
+        if i in rows
     }
     if via:
         pool = replace(pool, via=via)
     picks = rank(interests, pool, now, min(limit, MAX_LIMIT))
-    found = store_papers.get_papers(conn, [p.arxiv_id for p in picks])
-    kept = [p for p in picks if p.arxiv_id in found]
-    personal = has_interests(interests, pool)
+    shown = picks[offset : None if count is None else offset + count]
+    found = store_papers.get_papers(conn, [p.arxiv_id for p in shown])
+    kept = [p for p in shown if p.arxiv_id in found]
     return ForYou(
         picks=kept,
         items=[found[p.arxiv_id] for p in kept],
         seeds={s.arxiv_id: s for s in interests.seeds},
-        personal=personal,
+        personal=has_interests(interests, pool),
+        total=len(picks),
     )
 
 

@@ -168,3 +168,14 @@ def _utc(value: datetime) -> datetime:
 def newest_change(conn: Connection) -> int:
     """The papers' newest change sequence: a pool built at this number is still current."""
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(papers.c.change_seq), 0))).scalar_one())
+
+
+def titles_and_authors(conn: Connection, ids: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """(title, authors) of the papers `ids` that exist: what a seed needs, without featurings or counts."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for i in range(0, len(ids), 500):
+        stmt = sa.select(papers.c.arxiv_id, papers.c.title, papers.c.authors).where(
+            papers.c.arxiv_id.in_(ids[i : i + 500])
+        )
+        out.update({r.arxiv_id: (r.title, list(r.authors or [])) for r in conn.execute(stmt)})
+    return out

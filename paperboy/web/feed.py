@@ -52,9 +52,24 @@ def pool_cache(request: Request) -> feed.PoolCache:
 
 
 def _rank(
-    request: Request, conn: Connection, user: User, now: datetime, limit: int = feed.MAX_LIMIT
+    request: Request,
+    conn: Connection,
+    user: User,
+    now: datetime,
+    limit: int = feed.MAX_LIMIT,
+    offset: int = 0,
+    count: int | None = None,
 ) -> feed.ForYou:
-    return feed.for_you(conn, user.id, cache=pool_cache(request), model=_model(request), now=now, limit=limit)
+    return feed.for_you(
+        conn,
+        user.id,
+        cache=pool_cache(request),
+        model=_model(request),
+        now=now,
+        limit=limit,
+        offset=offset,
+        count=count,
+    )
 
 
 def _why(result: feed.ForYou) -> dict[str, str]:
@@ -86,12 +101,12 @@ def for_you_page(
     """The member's feed, PAGE_SIZE cards a page; signed out: the sign-in page, coming back here."""
     if who.user is None:
         return RedirectResponse("/login?next=" + quote("/papers/for-you"), status_code=303)
-    result = _rank(request, conn, who.user, now)
-    pages = max(1, -(-len(result.items) // PAGE_SIZE))
+    start = (p - 1) * PAGE_SIZE
+    result = _rank(request, conn, who.user, now, offset=start, count=PAGE_SIZE)
+    pages = max(1, -(-result.total // PAGE_SIZE))
     if p > pages:
         raise NotFound(f"page {p} is past the end of your feed ({pages} page{'s' if pages != 1 else ''})")
-    start = (p - 1) * PAGE_SIZE
-    shown = result.items[start : start + PAGE_SIZE]
+    shown = result.items
     if format is not None:
         return citations.citation_response(shown, format, f"for-you-{who.user.username}")
     return HTMLResponse(
