@@ -189,7 +189,7 @@ def test_the_api_follows_with_a_token_and_lists_what_the_page_shows(engine: Engi
         assert script.get("/api/following").status_code == 401
         r = script.post("/api/follows", json={"kind": "org", "name": "deeplab"})
         assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
-        assert script.delete("/api/follows", params={"kind": "org", "name": "deeplab"}).status_code == 401
+        assert script.delete("/api/follows/org/deeplab").status_code == 401
         bad = script.post(
             "/api/follows", json={"kind": "org", "name": "deeplab"}, headers={"Authorization": "Bearer nope"}
         )
@@ -239,7 +239,7 @@ def test_the_api_follows_with_a_token_and_lists_what_the_page_shows(engine: Engi
         assert [p["paper"]["id"] for p in org["papers"]] == [ORG_PAPER]
         assert script.get("/api/orgs/nobody").status_code == 404
 
-        r = script.delete("/api/follows", params={"kind": "org", "name": "deeplab"}, headers=auth)
+        r = script.delete("/api/follows/org/deeplab", headers=auth)
         assert r.status_code == 200 and r.json()["following"] is False
         assert [k for _, k, _, _ in _rows(engine)] == ["author"]
 

@@ -46,10 +46,11 @@ from paperboy.community import account_tokens
 from paperboy.community import claims as claim_ops
 from paperboy.community import collections as collection_ops
 from paperboy.community import comments as comment_ops
+from paperboy.community import follows as follow_ops
 from paperboy.db import make_engine, write
 from paperboy.db.schema import comments as comments_table
 from paperboy.digest import subscriptions as subs
-from paperboy.models import Paper, User
+from paperboy.models import Featuring, Paper, Record, User
 from paperboy.store import subscriptions as sub_store
 from paperboy.store.papers import upsert_records
 from paperboy.web import deps
@@ -218,6 +219,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Wo
         collection_ops.add_paper(conn, bob, shelf.id, X, NOW, note=XSS_CORPUS[1])
         collection_ops.add_paper(conn, bob, shelf.id, A, NOW)
         ids["collection"], ids["collection_slug"] = str(shelf.id), shelf.slug
+        # an organization with a hostile name, which bob follows, and its paper's author (issue 14)
+        lab = Paper(arxiv_id="2503.08888", title="From a lab", abstract="Lab work.", authors=("L. Ab",))
+        featured = Featuring(
+            lab.arxiv_id, LATEST, "huggingface", organization=XSS_CORPUS[2], organization_name="evil-lab"
+        )
+        upsert_records(conn, [Record(lab, featured)], NOW)
+        ids["org"], ids["kind_author"], ids["followed_author"] = "evil-lab", "author", "L. Ab"
+        follow_ops.follow(conn, bob, "org", "evil-lab", NOW)
+        follow_ops.follow(conn, bob, "author", "L. Ab", NOW)
         ids["disable_user"] = str(made["dave"].id)
         ids["paper_a"] = A
         ids["enable_user"] = str(made["erin"].id)
@@ -461,6 +471,22 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("DELETE", "/api/collections/{collection_id}/papers/{arxiv_id:path}"): Rule(OWNER, json={}, changes=True),
     ("PUT", "/api/collections/{collection_id}/order"): Rule(OWNER, json={"ids": [A, X]}, changes=True),
+    # follows (issue 14): organization pages are public reading; members follow; one's own list is one's own
+    ("GET", "/orgs/{slug}"): Rule(ALL, params={"slug": "org"}, why="public reading"),
+    ("GET", "/api/orgs/{slug}"): Rule(ALL, params={"slug": "org"}, why="public reading"),
+    ("GET", "/following"): Rule(MEMBERS, why="one's own follows"),
+    ("GET", "/api/following"): Rule(MEMBERS, why="one's own follows"),
+    ("POST", "/following/follow"): Rule(
+        MEMBERS, form={"kind": "author", "name": "Solo Author"}, changes=True
+    ),
+    ("POST", "/following/unfollow"): Rule(MEMBERS, form={"kind": "org", "name": "evil-lab"}),
+    ("POST", "/following/digest"): Rule(
+        OWNER, form={"kind": "org", "name": "evil-lab", "in_digest": "0"}, changes=True
+    ),
+    ("POST", "/api/follows"): Rule(MEMBERS, json={"kind": "author", "name": "Solo Author"}, changes=True),
+    ("DELETE", "/api/follows/{kind}/{name:path}"): Rule(
+        MEMBERS, params={"kind": "kind_author", "name:path": "followed_author"}, json={}
+    ),
 }
 # RFC 8058 one-click: mail clients post without cookies or a CSRF token; the signed link is the authority
 CSRF_EXEMPT = {("POST", "/unsubscribe")}

@@ -5,7 +5,7 @@ papers from it) and its JSON twin `GET /api/following`; organization pages `/org
 Forms post to `/following/follow`, `/following/unfollow` and `/following/digest` with `kind` (author, member,
 org) and `name` (the author's name, the username, the organization's slug), with the CSRF token; htmx gets
 the button (or the `/following` row) back in place, a plain form goes back to `next`. Scripts holding a token
-use `POST /api/follows` (a JSON body) and `DELETE /api/follows?kind=…&name=…`. The author page's own
+use `POST /api/follows` (a JSON body) and `DELETE /api/follows/{kind}/{name}`. The author page's own
 `/authors/{name}/follow` and `/unfollow` (web/authors.py) make the same follows.
 """
 
@@ -402,10 +402,19 @@ def api_follow(
     return _state_model(state)
 
 
-@api_router.delete("/follows", tags=["paperboy"], response_model=FollowStateModel, responses=WRITE_ERRORS)
+@api_router.delete(
+    "/follows/{kind}/{name:path}", tags=["paperboy"], response_model=FollowStateModel, responses=WRITE_ERRORS
+)
 def api_unfollow(
-    kind: Annotated[Kind, Query(description="`author`, `member` or `org`.")],
-    name: Annotated[str, Query(max_length=400, description="As for `POST /api/follows`.")],
+    kind: Annotated[Kind, Path(description="`author`, `member` or `org`.")],
+    name: Annotated[
+        str,
+        Path(
+            max_length=400,
+            description="As for `POST /api/follows`, URL-encoded (an author's `/` as `%2F`).",
+            examples=["Yann LeCun"],
+        ),
+    ],
     user: User = Depends(deps.api_member),
     conn: Connection = Depends(deps.conn),
     limiter: Limiter = Depends(deps.limiter),
