@@ -101,6 +101,10 @@ def test_papers_via_follows_names_the_member_or_organization(engine: Engine) -> 
         assert store.org_name(conn, "deeplab") == ("DeepLab", "Deep Lab")
         assert store.org_paper_ids(conn, "DEEPLAB", 0, 10) == (1, [org_paper.arxiv_id])
         assert store.papers_via_follows(conn, eve, NOW - timedelta(days=7), 10) == {}
+        user_store.set_disabled(conn, bob, True)  # a disabled member's doings no longer surface
+        assert store.papers_via_follows(conn, ada, NOW - timedelta(days=7), 10) == {
+            org_paper.arxiv_id: "org:Deep Lab"
+        }
     # the followed member's account goes: so does the follow
     with engine.begin() as conn:
         user_store.delete_user(conn, bob, NOW)

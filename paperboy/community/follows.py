@@ -255,7 +255,9 @@ def following_page(conn: Connection, user: User, page: int = 1, size: int = FEED
     want = page * size + 1  # one more than this page needs: is there a next one?
     names = {(f.kind, f.target_key): f.target_name for f in mine}
     found = store.author_activity(conn, [f.target_key for f in _by_kind(mine, "author")], want)
-    members = [f.target_user_id for f in _by_kind(mine, "member") if f.target_user_id is not None]
+    members = list(
+        store.usernames(conn, [f.target_user_id for f in _by_kind(mine, "member") if f.target_user_id])
+    )
     found += store.member_activity(conn, members, want)
     found += store.org_activity(conn, [f.target_key for f in _by_kind(mine, "org")], want)
     found.sort(key=lambda a: (a.at, a.arxiv_id), reverse=True)

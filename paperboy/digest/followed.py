@@ -53,15 +53,17 @@ def gather(engine: Engine, due: Sequence[tuple[Subscription, Due]]) -> dict[int,
                 if a.arxiv_id not in ids and len(ids) < PER_SOURCE:
                     ids.append(a.arxiv_id)
             found = paper_store.get_papers(conn, [i for ids in brought.values() for i in ids])
-            names = store.usernames(conn, member_ids)
+            names = store.usernames(conn, member_ids)  # disabled accounts left out
             for s, _ in group:
                 items: list[Followed] = []
                 for f in mine[s.user_id or 0]:
                     if f.kind == "author":
                         items.append(Followed("author", f.target_name))
                         continue
-                    if f.kind == "member" and (f.target_user_id is None or f.target_user_id == s.user_id):
-                        continue
+                    if f.kind == "member" and (
+                        f.target_user_id not in names or f.target_user_id == s.user_id
+                    ):
+                        continue  # gone, disabled, or themselves
                     papers: tuple[StoredPaper, ...] = tuple(
                         found[i] for i in brought.get((f.kind, f.target_key), []) if i in found
                     )

@@ -296,10 +296,13 @@ def org_paper_ids(conn: Connection, slug: str, offset: int, limit: int) -> tuple
 
 
 def usernames(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:
+    """The usernames of these accounts, leaving out disabled ones (what they did no longer surfaces)."""
     ids = list(dict.fromkeys(user_ids))
     out: dict[int, str] = {}
     for s in range(0, len(ids), _CHUNK):
-        stmt = sa.select(users.c.id, users.c.username).where(users.c.id.in_(ids[s : s + _CHUNK]))
+        stmt = sa.select(users.c.id, users.c.username).where(
+            users.c.id.in_(ids[s : s + _CHUNK]), users.c.disabled.is_(False)
+        )
         out.update({r.id: r.username for r in conn.execute(stmt)})
     return out
 
@@ -315,7 +318,7 @@ def papers_via_follows(conn: Connection, user_id: int, since: datetime, limit: i
     found = member_activity(conn, [m for m in member_ids if m != user_id], limit, since=since)
     found += org_activity(conn, list(orgs), limit, since=since.date())
     found.sort(key=lambda a: (a.at, a.arxiv_id), reverse=True)
-    names = usernames(conn, member_ids)
+    names = usernames(conn, member_ids)  # a disabled member's doings are left out
     out: dict[str, str] = {}
     for a in found:
         if len(out) >= limit:
