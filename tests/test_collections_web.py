@@ -209,6 +209,8 @@ def test_the_owner_edits_reorders_notes_and_removes_and_others_see_only_public_o
     assert client.get("/u/ADA/c/sparse-things", follow_redirects=False).status_code == 301
     # the profile lists public collections
     assert 'href="/u/ada/c/sparse-things"' in visitor.get("/u/ada").text
+    listed = visitor.get("/api/users/ada").json()["collections"]  # and its JSON twin
+    assert [(c["slug"], c["numItems"]) for c in listed] == [("sparse-things", 2), ("upvotes", 0)]
     # delete
     r = _post(client, f"/collections/{cid}/delete", {}, page=page)
     assert r.status_code == 303 and visitor.get(page).status_code == 404

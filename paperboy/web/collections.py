@@ -122,6 +122,12 @@ def _model(c: Collection, owner: str, site: Site, view: ops.CollectionView | Non
     )
 
 
+def public_collection_models(conn: Connection, owner: User, site: Site) -> list[CollectionModel]:
+    """The member's public collections, without papers, then their upvotes (the profile's JSON lists them)."""
+    upvotes = ops.view(conn, owner.username, ops.UPVOTES_SLUG, None).collection
+    return [_model(c, owner.username, site) for c in [*ops.public_collections(conn, owner), upvotes]]
+
+
 def _json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -539,9 +545,10 @@ def api_list(
     owner (with a token or a session) gets the private ones too. Without their papers: ask for one."""
     owner = ops.owner_by_name(conn, username)
     mine = who.user is not None and who.user.id == owner.id
-    found = ops.my_collections(conn, owner) if mine else ops.public_collections(conn, owner)
+    if not mine:
+        return [_json(m) for m in public_collection_models(conn, owner, site)]
     upvotes = ops.view(conn, owner.username, ops.UPVOTES_SLUG, who.user).collection
-    return [_json(_model(c, owner.username, site)) for c in [*found, upvotes]]
+    return [_json(_model(c, owner.username, site)) for c in [*ops.my_collections(conn, owner), upvotes]]
 
 
 @api_router.get(

@@ -20,6 +20,7 @@ from paperboy.community import collections as collection_ops
 from paperboy.community import follows
 from paperboy.community.profiles import Profile, profile
 from paperboy.web import deps, feeds, listings, schemas
+from paperboy.web.collections import CollectionModel, public_collection_models
 from paperboy.web.deps import Pages, Site
 from paperboy.web.pages import paper_path
 
@@ -50,6 +51,11 @@ class UserProfile(BaseModel):
     upvoted: list[schemas.DailyPaper] = Field(description="Papers they upvoted, latest vote first.")
     authored: list[schemas.DailyPaper] = Field(
         description="Papers they are a confirmed author of (approved claims), latest approval first."
+    )
+    collections: list[CollectionModel] = Field(
+        default_factory=list,
+        description="Their public collections without their papers, the one changed last first, then their "
+        "upvotes as the collection `upvotes` (`GET /api/users/{username}/collections/{slug}`: the papers).",
     )
 
 
@@ -133,8 +139,15 @@ def profile_feed(
     responses={404: {"model": schemas.ApiError, "description": "No member by that name."}},
     summary="A member's profile",
 )
-def user_api(conn: Annotated[Connection, Depends(deps.conn)], username: Username) -> Any:
+def user_api(
+    conn: Annotated[Connection, Depends(deps.conn)],
+    site: Annotated[Site, Depends(deps.site)],
+    username: Username,
+) -> Any:
     """What `/u/{username}` shows: the member's public fields and the papers they submitted, upvoted and
-    authored (up to 100 each), each a daily-papers item as `/api/daily_papers` returns them. Never an email
-    or anything secret."""
-    return profile_model(profile(conn, username))
+    authored (up to 100 each), each a daily-papers item as `/api/daily_papers` returns them, and their public
+    collections. Never an email or anything secret."""
+    found = profile(conn, username)
+    model = profile_model(found)
+    model.collections = public_collection_models(conn, found.user, site)
+    return model
