@@ -275,3 +275,15 @@ def test_demo_removal_keeps_papers_saved_in_a_collection(engine: Engine) -> None
     with engine.connect() as conn:
         left = set(conn.execute(sa.select(collection_items.c.arxiv_id)).scalars())
     assert left == {saved}
+
+
+def test_deleting_an_account_deletes_its_collections_and_notes(engine: Engine) -> None:
+    webhub.load(engine)
+    ada, bob = _user(engine, "ada"), _user(engine, "bob")
+    with transaction(engine) as conn:
+        ops.save(conn, ada, A, NOW)
+        kept = ops.save(conn, bob, A, NOW)
+        accounts.delete_account(conn, members.FAST_HASHER, ada, members.PASSWORD, NOW)
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(collection_items.c.collection_id)).scalars().all()
+    assert left == [kept.id]
