@@ -240,6 +240,13 @@ def test_reason_texts_for_each_kind_of_seed() -> None:
     assert reason_text(author) == "By Ann, an author of a paper you liked"
 
 
+def test_a_reason_quotes_a_long_title_cut_at_a_word() -> None:
+    long = "Directing the World: Fast Autoregressive Video Generation with Compositional Human-Camera Control"
+    text = reason_text(Reason("similar", long, "u"), [seed("u", axis(0))])
+    assert text == "Like “Directing the World: Fast Autoregressive Video Generation…”, which you upvoted"
+    assert reason_text(Reason("topic", "kv cache")) == "Matches your topic “kv cache”"
+
+
 def test_empty_pool_and_zero_limit() -> None:
     pool = make_pool([("a", axis(0), ())])
     assert rank(Interests(seeds=(seed("s", axis(0)),)), pool, NOW, 0) == []

@@ -313,7 +313,7 @@ def reason_text(reason: Reason, seeds: Iterable[Seed] = ()) -> str:
     by_id = {s.arxiv_id: s for s in seeds}  # any iterable, read once
     kinds = {i: s.kind for i, s in by_id.items()}
     if reason.kind == "similar":
-        return f"Like “{reason.label}”, {_seed_clause(kinds.get(reason.arxiv_id or ''))}"
+        return f"Like “{_short(reason.label)}”, {_seed_clause(kinds.get(reason.arxiv_id or ''))}"
     if reason.kind == "author":
         if reason.arxiv_id is None:
             return f"By {reason.label}, whom you follow"
@@ -321,14 +321,28 @@ def reason_text(reason: Reason, seeds: Iterable[Seed] = ()) -> str:
         title = seed.title if seed is not None else None
         if title is None:
             return f"By {reason.label}, an author of a paper you liked"
-        return f"By {reason.label}, an author of “{title}”, {_seed_clause(kinds.get(reason.arxiv_id))}"
+        clause = _seed_clause(kinds.get(reason.arxiv_id))
+        return f"By {reason.label}, an author of “{_short(title)}”, {clause}"
     if reason.kind == "topic":
-        return f"Matches your topic “{reason.label}”"
+        return f"Matches your topic “{_short(reason.label)}”"
     if reason.kind == "member":
         return f"Upvoted by @{reason.label}, whom you follow"
     if reason.kind == "org":
         return f"From {reason.label}, which you follow"
     return "Trending"
+
+
+TITLE_CHARS = 60  # a reason quotes at most this much of a title (a card's reason fits a line or two)
+
+
+def _short(title: str) -> str:
+    """`title` cut at a word boundary to TITLE_CHARS, with an ellipsis when cut (a long one made a reason
+    run to four lines on a phone)."""
+    text = " ".join(title.split())
+    if len(text) <= TITLE_CHARS:
+        return text
+    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,.:;-–—")
+    return (cut or text[:TITLE_CHARS]) + "…"
 
 
 def _seed_clause(kind: str | None) -> str:
