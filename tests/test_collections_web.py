@@ -399,3 +399,35 @@ def test_many_scripts_adding_to_one_collection_over_http_at_once(engine: Engine)
     with engine.connect() as conn:
         stmt = sa.select(collection_items.c.position).where(collection_items.c.collection_id == cid)
         assert sorted(conn.execute(stmt).scalars()) == list(range(10))
+
+
+def test_a_long_collection_is_paged_and_its_feed_lists_the_latest_added(
+    client: TestClient, sqlite_engine: Engine
+) -> None:
+    from datetime import timedelta
+
+    from paperboy.community import collections as ops
+    from paperboy.db import transaction
+    from paperboy.models import Paper, Record
+    from paperboy.store.papers import upsert_records
+
+    ids = [f"2504.{n:05d}" for n in range(105)]
+    members.signup(client, "ada")
+    with transaction(sqlite_engine) as conn:
+        upsert_records(conn, [Record(Paper(arxiv_id=i, title=f"Paper {i}", abstract="A.")) for i in ids], NOW)
+        ada = user_store.get_user_by_name(conn, "ada")
+        assert ada is not None
+        c = ops.create_collection(conn, ada, "Long", NOW, public=True)
+        for n, arxiv_id in enumerate(ids):
+            ops.add_paper(conn, ada, c.id, arxiv_id, NOW + timedelta(seconds=n))
+    first = client.get("/u/ada/c/long").text
+    assert first.count('class="card"') == 100 and "105 papers" in first
+    assert 'href="/u/ada/c/long?p=2"' in first
+    second = client.get("/u/ada/c/long", params={"p": 2}).text
+    assert second.count('class="card"') == 5 and 'start="101"' in second
+    assert ids[-1] in second and ids[0] not in second
+    assert client.get("/u/ada/c/long", params={"p": 3}).status_code == 404
+    feed = feedparser.parse(client.get("/u/ada/c/long/feed.atom").content)
+    assert len(feed.entries) == 100 and feed.entries[0].link.endswith(ids[-1])  # the one added last first
+    data = client.get("/api/users/ada/collections/long").json()
+    assert data["numItems"] == 105 and [i["position"] for i in data["items"]] == list(range(105))

@@ -52,6 +52,8 @@ class CollectionView:
     entries: list[Entry]
     implicit: bool = False  # the member's upvotes: not editable
     mine: bool = False  # the viewer owns it (and may edit it)
+    total: int = 0  # papers in the whole collection (`entries` may be one page of them)
+    start: int = 0  # the place of entries[0] in the whole collection
 
 
 # --- checking what comes in ---------------------------------------------------------------------------------
@@ -341,12 +343,20 @@ def saved_ids(conn: Connection, user: User, ids: list[str]) -> set[str]:
 # --- reading a collection -----------------------------------------------------------------------------------
 
 
-def _entries(conn: Connection, entries: list[CollectionItem]) -> list[Entry]:
-    found = papers.get_papers(conn, [e.arxiv_id for e in entries])
-    return [Entry(found[e.arxiv_id], e) for e in entries if e.arxiv_id in found]
+def _entries(
+    conn: Connection, entries: list[CollectionItem], start: int, limit: int | None, newest_first: bool
+) -> list[Entry]:
+    """The papers of one page of the collection: only those are read from the papers tables."""
+    if newest_first:
+        entries = sorted(entries, key=lambda e: (e.added_at, -e.position), reverse=True)
+    chosen = entries[start : None if limit is None else start + limit]
+    found = papers.get_papers(conn, [e.arxiv_id for e in chosen])
+    return [Entry(found[e.arxiv_id], e) for e in chosen if e.arxiv_id in found]
 
 
-def _upvotes(conn: Connection, owner: User) -> CollectionView:
+def _upvotes(
+    conn: Connection, owner: User, start: int, limit: int | None, newest_first: bool
+) -> CollectionView:
     voted = store.upvotes_of(conn, owner.id, MAX_ITEMS)
     entries = [CollectionItem(0, a, n, at) for n, (a, at) in enumerate(voted)]
     latest = voted[0][1] if voted else owner.created_at
@@ -362,7 +372,8 @@ def _upvotes(conn: Connection, owner: User) -> CollectionView:
         size=len(entries),
         owner=owner.username,
     )
-    return CollectionView(listing, owner, _entries(conn, entries), implicit=True)
+    shown = _entries(conn, entries, start, limit, newest_first)
+    return CollectionView(listing, owner, shown, implicit=True, total=len(entries), start=start)
 
 
 def owner_by_name(conn: Connection, username: str) -> User:
@@ -372,14 +383,26 @@ def owner_by_name(conn: Connection, username: str) -> User:
     return owner
 
 
-def view(conn: Connection, username: str, slug: str, viewer: User | None) -> CollectionView:
+def view(
+    conn: Connection,
+    username: str,
+    slug: str,
+    viewer: User | None,
+    *,
+    start: int = 0,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> CollectionView:
     """A collection as `/u/{username}/c/{slug}` shows it: a private one only to its owner (NotFound to
-    everyone else, as if it did not exist)."""
+    everyone else, as if it did not exist). `start` / `limit`: one page of its papers, in the member's order
+    (`newest_first`: the one added last first, as its feed lists them)."""
     owner = owner_by_name(conn, username)
     if slug == UPVOTES_SLUG:
-        return _upvotes(conn, owner)
+        return _upvotes(conn, owner, start, limit, newest_first)
     found = store.get_by_slug(conn, owner.id, slug)
     mine = viewer is not None and viewer.id == owner.id
     if found is None or not (found.is_public or mine):
         raise NotFound(f"@{owner.username} has no collection {slug[:80]!r}")
-    return CollectionView(found, owner, _entries(conn, store.items(conn, found.id)), mine=mine)
+    every = store.items(conn, found.id)
+    shown = _entries(conn, every, start, limit, newest_first)
+    return CollectionView(found, owner, shown, mine=mine, total=len(every), start=start)

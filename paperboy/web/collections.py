@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from paperboy.citations import MAX_EXPORT
 from paperboy.community import collections as ops
 from paperboy.db import write
-from paperboy.errors import InvalidInput
+from paperboy.errors import InvalidInput, NotFound
 from paperboy.models import Collection, User
 from paperboy.web import citations, deps, feeds, listings, schemas, security
 from paperboy.web.deps import Pages, Site, Viewer
@@ -99,7 +99,7 @@ def _model(c: Collection, owner: str, site: Site, view: ops.CollectionView | Non
     if view is not None:
         items = [
             CollectionItemModel(
-                position=n,
+                position=view.start + n,
                 note=e.entry.note,
                 addedAt=e.entry.added_at,
                 paper=schemas.daily_item(e.item),
@@ -116,7 +116,7 @@ def _model(c: Collection, owner: str, site: Site, view: ops.CollectionView | Non
         editable=c.id != 0,
         createdAt=c.created_at,
         lastUpdated=c.updated_at,
-        numItems=c.size if view is None else len(view.entries),
+        numItems=c.size if view is None else view.total,
         url=site.public_url.rstrip("/") + collection_path(owner, c.slug),
         items=items,
     )
@@ -172,10 +172,14 @@ def my_collections(
     return _mine_page(templates, conn, user, site, now)
 
 
+PAGE_SIZE = 100  # cards per page of a collection
+
+
 @router.get("/u/{username}/c/{slug}", response_model=None)
 def collection_page(
     username: str,
     slug: str,
+    p: int = Query(1, ge=1, le=schemas.MAX_LIST_PAGE),
     format: str = Query("", description="bib, ris or csljson: the collection as a citation file."),
     who: Viewer = Depends(deps.viewer),
     conn: Connection = Depends(deps.conn),
@@ -183,15 +187,19 @@ def collection_page(
     site: Site = Depends(deps.site),
     templates: Pages = Depends(deps.pages),
 ) -> Response:
-    shown = ops.view(conn, username, slug, who.user)
+    if format:  # the collection from its start, as many papers as an export takes
+        whole = ops.view(conn, username, slug, who.user, limit=MAX_EXPORT)
+        name = f"{whole.owner.username}-{whole.collection.slug}"
+        return citations.citation_response([e.item for e in whole.entries], format, name)
+    start = (p - 1) * PAGE_SIZE
+    shown = ops.view(conn, username, slug, who.user, start=start, limit=PAGE_SIZE)
     owner = shown.owner.username
     if owner != username:  # /u/ADA/c/x -> /u/ada/c/x
         return RedirectResponse(collection_path(owner, slug), status_code=301)
-    if format:
-        return citations.citation_response(
-            [e.item for e in shown.entries], format, f"{owner}-{shown.collection.slug}"
-        )
+    if p > 1 and not shown.entries:
+        raise NotFound(f"page {p} of this collection is empty")
     path = collection_path(owner, shown.collection.slug)
+    pages = max(1, -(-shown.total // PAGE_SIZE))
     html = templates.render(
         "pages/collection.html",
         site=site,
@@ -206,6 +214,14 @@ def collection_page(
         feed_url=path + "/feed.atom" if shown.collection.is_public else None,
         export_links=citations.export_links(path),
         export_max=MAX_EXPORT,
+        first_index=start + 1,
+        page=p,
+        pages=pages,
+        total=shown.total,
+        page_links={
+            "previous": (path + (f"?p={p - 1}" if p > 2 else "")) if p > 1 else None,
+            "next": f"{path}?p={p + 1}" if p < pages else None,
+        },
         paper_path=paper_path,
         limits={"name": ops.NAME_MAX, "description": ops.DESCRIPTION_MAX, "note": ops.NOTE_MAX},
     )
@@ -226,14 +242,13 @@ def collection_feed(
 ) -> Response:
     """A public collection's papers, the one added last first (a private one is 404, even to its owner: a
     feed reader's address is not a secret)."""
-    shown = ops.view(conn, username, slug, None)
+    shown = ops.view(conn, username, slug, None, limit=feeds.FEED_LIMIT, newest_first=True)
     owner = shown.owner.username
-    ordered = sorted(shown.entries, key=lambda e: (e.entry.added_at, -e.entry.position), reverse=True)
     return feeds._feed(
         templates,
         site=site,
         now=now,
-        listing=listings.Listing("collection", None, [e.item for e in ordered], "publishedAt"),
+        listing=listings.Listing("collection", None, [e.item for e in shown.entries], "publishedAt"),
         page_path=collection_path(owner, shown.collection.slug),
         title=f"{shown.collection.name} (@{owner})",
         subtitle=shown.collection.description or f"A collection of papers by @{owner}",
