@@ -254,6 +254,7 @@ SAMPLES = {
     "month": "2025-03",
     "slug": "reading-list",  # a collection's
     "collection_id": "1",
+    "kind": "author",  # what a follow names (DELETE /api/follows/{kind}/{name})
 }
 BAD = {"nul": ("a%00b", b'"a\\u0000b"'), "surrogate": (BAD_UTF8, SURROGATE_JSON)}
 
