@@ -245,6 +245,8 @@ SAMPLE = {
     "user_id": "2",
     "username": "bob",
     "name:path": "Ada Lovelace",  # /authors/{name}/follow
+    "kind": "author",  # DELETE /api/follows/{kind}/{name}
+    "collection_id": "1",  # /collections/{collection_id}/…
 }
 EXEMPT = {"/unsubscribe"}  # RFC 8058 one-click: the signed token in the URL is the authority (issue 5)
 
