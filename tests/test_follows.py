@@ -108,6 +108,7 @@ def test_follow_from_pages_then_following_lists_them_and_their_papers(engine: En
         assert page.status_code == 200
         for text in ('href="/authors/Solo%20Author"', 'href="/u/bob"', 'href="/orgs/deeplab"', "✓ In digest"):
             assert text in page.text
+        assert "You get no email digest" in page.text  # ada has none: the page says how to get one
         # the papers: bob's upvote, the author's paper, the org's paper, each saying where it came from
         for arxiv_id in (A, B, ORG_PAPER):
             assert f'href="/papers/{arxiv_id}"' in page.text

@@ -210,6 +210,12 @@ def following(conn: Connection, user: User) -> list[Follow]:
     return store.followed(conn, user.id)
 
 
+def has_digest(conn: Connection, user: User) -> bool:
+    """Whether the member gets the email digest (a subscription their account manages, switched on)."""
+    sub = sub_store.get_by_user(conn, user.id)
+    return sub is not None and sub.status == "active"
+
+
 def followed_authors(conn: Connection, user: User | None, names: Sequence[str]) -> set[str]:
     """Which of these author names (a paper's list) the member follows, as the names given."""
     if user is None or not names:

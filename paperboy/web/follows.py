@@ -73,6 +73,7 @@ def following_page(
         by_kind=by_kind,
         total_follows=len(found.follows),
         max_follows=follows.MAX_FOLLOWS,
+        has_digest=follows.has_digest(conn, user),
         items=found.items,
         why={i: why_text(v) for i, v in found.via.items()},
         first_index=(found.page - 1) * follows.FEED_PAGE + 1,
