@@ -210,6 +210,11 @@ def following(conn: Connection, user: User) -> list[Follow]:
     return store.followed(conn, user.id)
 
 
+def followers(conn: Connection, user: User) -> int:
+    """How many members follow this member."""
+    return store.followers(conn, "member", str(user.id))
+
+
 def has_digest(conn: Connection, user: User) -> bool:
     """Whether the member gets the email digest (a subscription their account manages, switched on)."""
     sub = sub_store.get_by_user(conn, user.id)

@@ -101,6 +101,7 @@ def profile_page(
         items=[*found.submitted, *found.authored, *found.upvoted],  # upvote buttons: which ones are pressed
         feed_url=feed,
         fstate=fstate,
+        followers=follows.followers(conn, found.user),
         collections=collection_ops.public_collections(conn, found.user),  # public ones only (issue 14)
         next=profile_path(found.user.username),
         paper_path=paper_path,
