@@ -91,6 +91,7 @@ def test_follow_from_pages_then_following_lists_them_and_their_papers(engine: En
         assert 'name="kind" value="member"' in profile and 'name="name" value="bob"' in profile
         assert _post(c, "/following/follow", kind="member", name="bob", next="/u/bob").status_code == 303
         assert "1 follower " in c.get("/u/bob").text.replace("\n", " ")
+        assert c.get("/api/users/bob").json()["numFollowers"] == 1
         org = c.get("/orgs/deeplab")
         assert org.status_code == 200 and "Deep Lab" in org.text and "From a Lab" in org.text
         assert c.get("/orgs/DeepLab", follow_redirects=False).headers["location"] == "/orgs/deeplab"

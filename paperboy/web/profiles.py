@@ -52,6 +52,9 @@ class UserProfile(BaseModel):
     authored: list[schemas.DailyPaper] = Field(
         description="Papers they are a confirmed author of (approved claims), latest approval first."
     )
+    num_followers: int | None = Field(
+        default=None, alias="numFollowers", description="How many members of this hub follow them."
+    )
     collections: list[CollectionModel] = Field(
         default_factory=list,
         description="Their public collections without their papers, the one changed last first, then their "
@@ -151,4 +154,5 @@ def user_api(
     found = profile(conn, username)
     model = profile_model(found)
     model.collections = public_collection_models(conn, found.user, site)
+    model.num_followers = follows.followers(conn, found.user)
     return model
