@@ -344,9 +344,18 @@ _UNSAFE_COMMANDS = frozenset(
 )
 
 
+# TeX joins some pairs into one glyph: '' and `` into curly quotes, -- into a dash, ,, << >> !` ?` into
+# quotes and inverted marks. An empty group between the two keeps the characters a title holds.
+_LIGATURE = re.compile(r"(['`\-,<>])(?=\1)|([!?])(?=`)")
+
+
+def break_ligatures(text: str) -> str:
+    return _LIGATURE.sub(lambda m: (m.group(1) or m.group(2)) + "{}", text)
+
+
 def escape_latex(text: str) -> str:
-    """Plain text as LaTeX that prints it: every special character escaped."""
-    return _SPECIAL_CHARS.sub(lambda m: _LATEX_SPECIALS[m.group()], text)
+    """Plain text as LaTeX that prints it: every special character escaped, no two characters joined."""
+    return break_ligatures(_SPECIAL_CHARS.sub(lambda m: _LATEX_SPECIALS[m.group()], text))
 
 
 def _safe_math(body: str) -> bool:
@@ -397,6 +406,7 @@ def _bib_part(text: str) -> str:
     """One part of a name: escaped, each escape in braces ("{\\%}": one special character to BibTeX's name
     splitter), and braced whole when it holds a comma or the word "and" that would split it."""
     escaped = _SPECIAL_CHARS.sub(lambda m: "{" + _LATEX_SPECIALS[m.group()].removesuffix("{}") + "}", text)
+    escaped = break_ligatures(escaped)
     if "," in escaped or re.search(r"\band\b", escaped, re.IGNORECASE):
         return "{" + escaped + "}"
     return escaped
@@ -548,7 +558,10 @@ def csl_item(item: Paper | StoredPaper, key: str | None = None) -> dict[str, Any
 def csl_json(items: Iterable[Paper | StoredPaper]) -> str:
     papers = [_paper(i) for i in items]
     data = [csl_item(p, k) for p, k in zip(papers, _unique_keys(papers), strict=True)]
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    # `<`, `>` and `&` as JSON escapes, as the API answers (web/schemas SafeJSONResponse): the same data to
+    # any JSON reader, and no markup from a stored title if a browser ever renders the file
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
 
 
 # --- exports and meta tags ----------------------------------------------------------------------------------

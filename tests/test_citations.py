@@ -164,6 +164,8 @@ hostile_text = st.lists(
 @example(title="}{ %unbalanced $ # & _ \\", authors=["a{b", "}c d", "e and f g", "van"])
 @example(title="$}$ $\\input{/etc/passwd}$ $a\\$ $%$", authors=["x, y, z, w"])
 @example(title="T" * 5000 + "\n\n" + "é" * 3000, authors=["A " * 200])
+# TeX ligatures ('' `` -- ,, << >> !` ?`) are kept apart: the characters come back, not curly quotes or dashes
+@example(title="Don''t -- ``quote'' ,, << >> !` ?`", authors=["''", "O''Neil --"])
 def test_hostile_titles_and_names_cannot_break_the_bibtex_file(title: str, authors: list[str]) -> None:
     papers = [paper(title=title, authors=tuple(authors)), paper(arxiv_id="2503.00002")]
     lib = parse_bib(citations.bibtex(papers))

@@ -55,6 +55,7 @@ from paperboy.store import subscriptions as sub_store
 from paperboy.store.papers import upsert_records
 from paperboy.web import deps
 from paperboy.web.app import create_app
+from paperboy.web.feed import feed_token
 from paperboy.web.security import Limiter, RateLimits
 
 KEY = b"matrix-secret-key-".ljust(32, b"k")
@@ -251,6 +252,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Wo
         "signup": account_tokens.signup_token(
             KEY, account_tokens.SignupLink("newbie", "new@example.org", False), NOW
         ),
+        "for_you": feed_token(KEY, bob),  # the private Atom feed of bob's For you (issue 14)
     }
     engine.dispose()  # the last connection checkpoints the WAL into the file: one self-contained file to copy
     samples = {
@@ -311,6 +313,7 @@ WRONG_LINK = {
     "feed": "unsubscribe",
     "confirm": "manage",
     "signup": "manage",
+    "for_you": "feed",
 }
 COMMENT_FORM = {"body": "A hostile member's words."}
 
@@ -487,6 +490,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/follows/{kind}/{name:path}"): Rule(
         MEMBERS, params={"kind": "kind_author", "name:path": "followed_author"}, json={}
     ),
+    # For you (issue 14): one's own feed, its private Atom feed behind its signed address; feedback: members
+    ("GET", "/papers/for-you"): Rule(MEMBERS, why="one's own feed"),
+    ("GET", "/api/papers/for-you"): Rule(MEMBERS, why="one's own feed"),
+    ("GET", "/papers/for-you/feed.atom"): Rule(OWNER, link="for_you"),
+    ("POST", "/papers/{arxiv_id:path}/not-interested"): Rule(MEMBERS, form={}, changes=True),
+    ("POST", "/papers/{arxiv_id:path}/less-like-this"): Rule(MEMBERS, form={}, changes=True),
+    ("POST", "/papers/{arxiv_id:path}/feedback/undo"): Rule(MEMBERS, form={}),
+    ("PUT", "/api/papers/{arxiv_id:path}/feedback"): Rule(MEMBERS, json={"kind": "hide"}, changes=True),
+    ("DELETE", "/api/papers/{arxiv_id:path}/feedback"): Rule(MEMBERS, json={}),
+    # citations out (issue 14): public reading
+    ("GET", "/papers/{arxiv_id:path}.bib"): PUBLIC,
+    ("GET", "/papers/{arxiv_id:path}.ris"): PUBLIC,
+    ("GET", "/papers/{arxiv_id:path}.csl.json"): PUBLIC,
 }
 # RFC 8058 one-click: mail clients post without cookies or a CSRF token; the signed link is the authority
 CSRF_EXEMPT = {("POST", "/unsubscribe")}
@@ -836,7 +852,8 @@ def test_every_get_route_renders_hostile_data_inert_for_every_actor(world: World
                 if "html" in ctype:
                     assert_no_markup_from_data(text, where)
                     assert "<script>alert" not in text, where
-                elif "json" in ctype and ep.api:  # SafeJSONResponse: `<`, `>`, `&` as escapes
+                elif "json" in ctype and (ep.api or "citationstyles" in ctype):  # `<`, `>`, `&` as escapes
+                    # (SafeJSONResponse; the CSL-JSON export escapes them the same way)
                     assert "<" not in text and ">" not in text, where
                 elif "json" in ctype:  # /openapi.json: the schema's own prose (`<token>`), no stored data
                     assert not any(p in text for p in XSS_CORPUS), where
