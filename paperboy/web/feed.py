@@ -295,7 +295,21 @@ def _item(pick: Pick, item: Any, text: str) -> dict[str, Any]:
     return data
 
 
-@api_router.get("/papers/for-you", tags=["paperboy"], response_model=ForYouModel)
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ApiError, "description": "No valid API token (or session)."},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    403: {
+        "model": schemas.ApiError,
+        "description": "No credentials at all, or a session request without its CSRF header.",
+    },
+    404: {"model": schemas.ApiError, "description": "No such paper in this hub."},
+    429: {"model": schemas.ApiError, "description": "Too many in a minute; see `Retry-After`."},
+}
+
+
+@api_router.get("/papers/for-you", tags=["paperboy"], response_model=ForYouModel, responses=READ_ERRORS)
 def api_for_you(
     request: Request,
     limit: int = Query(50, ge=1, le=feed.MAX_LIMIT, description="How many papers (best first)."),
@@ -328,7 +342,7 @@ class FeedbackModel(BaseModel):
     "/papers/{arxiv_id:path}/feedback",
     tags=["paperboy"],
     response_model=FeedbackModel,
-    responses={404: {"model": schemas.ApiError, "description": "No such paper in this hub."}},
+    responses=WRITE_ERRORS,
 )
 def api_feedback(
     arxiv_id: ArxivId,
@@ -345,7 +359,12 @@ def api_feedback(
     return {"id": arxiv_id, "kind": body.kind}
 
 
-@api_router.delete("/papers/{arxiv_id:path}/feedback", tags=["paperboy"], response_model=FeedbackModel)
+@api_router.delete(
+    "/papers/{arxiv_id:path}/feedback",
+    tags=["paperboy"],
+    response_model=FeedbackModel,
+    responses=WRITE_ERRORS,
+)
 def api_clear_feedback(
     arxiv_id: ArxivId,
     user: User = Depends(deps.api_member),
