@@ -478,6 +478,8 @@ follows = sa.Table(
     sa.UniqueConstraint("user_id", "kind", "target_key", name="uq_follows_user_id_kind_target_key"),
 )
 sa.Index("ix_follows_kind_target_key", follows.c.kind, follows.c.target_key)
+# an organization's papers (/orgs/{slug}, followed organizations in For you and the digest) by its slug
+sa.Index("ix_featurings_org_lower_day", sa.func.lower(featurings.c.organization_name), featurings.c.day)
 sa.Index("ix_follows_target_user_id", follows.c.target_user_id)
 
 collections = sa.Table(

@@ -3,7 +3,8 @@
 What a member follows (authors, members, organizations; each may go into their digest), their named lists of
 papers with a note per paper, and what they told the "For you" feed ("Not interested", "Less like this").
 The authors a member's digest already followed (subscriptions.authors, from the author pages' old "Follow in
-my digest") become author follows, so that /following and the feed know them too.
+my digest") become author follows, so that /following and the feed know them too. An index on featurings by
+(lower(organization_name), day) finds an organization's papers by its slug.
 
 Revision ID: 0015
 Revises: 0014
@@ -43,6 +44,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_follows_kind_target_key", "follows", ["kind", "target_key"])
     op.create_index("ix_follows_target_user_id", "follows", ["target_user_id"])
+    op.create_index(
+        "ix_featurings_org_lower_day", "featurings", [sa.text("lower(organization_name)"), sa.text("day")]
+    )
     op.create_table(
         "collections",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -143,6 +147,7 @@ def downgrade() -> None:
     op.drop_table("feed_feedback")
     op.drop_table("collection_items")
     op.drop_table("collections")
+    op.drop_index("ix_featurings_org_lower_day", "featurings")
     op.drop_index("ix_follows_target_user_id", "follows")
     op.drop_index("ix_follows_kind_target_key", "follows")
     op.drop_table("follows")
