@@ -342,3 +342,13 @@ def test_the_feed_exports_as_bibtex_the_papers_it_shows(hub: TestClient) -> None
     library = bibtexparser.parse_string(r.text)
     assert [e.fields_dict["eprint"].value for e in library.entries] == shown
     assert hub.get("/papers/for-you", params={"format": "docx"}).status_code == 400
+
+
+def test_no_cache_keeps_a_members_feed() -> None:
+    """The private Atom feed is fetched without a cookie, like a public feed: neither a proxy nor the page
+    cache may keep it (its address is its only key), nor the page or its JSON."""
+    from paperboy.web import caching
+
+    for path in ("/papers/for-you/feed.atom", "/papers/for-you", "/api/papers/for-you"):
+        assert caching.policy(path, anonymous=True) == caching.NO_STORE, path
+    assert caching.policy("/papers/trending/feed.atom", anonymous=True) == caching.PUBLIC_FEED

@@ -51,7 +51,8 @@ _FEED = re.compile(r"^/(papers(/.+)?|u/[^/]+)/feed\.atom$")
 _PAGE = re.compile(r"^/(papers(/(?!submit$).+)?|about|docs|u/[^/]+)$")
 _API = re.compile(r"^/(api/(daily_papers|trending|papers(/.+)?|users/[^/]+)|openapi\.json)$")
 _SECRET = re.compile(
-    r"^/(settings|admin|subscription|subscribe/confirm|unsubscribe|api/admin|api/subscription)(/|$)"
+    r"^/(settings|admin|subscription|subscribe/confirm|unsubscribe|api/admin|api/subscription"
+    r"|papers/for-you|api/papers/for-you)(/|$)"  # a member's own feed: its Atom address is its key
 )
 _VERSIONED = re.compile(r"^/static/vendor/|^/static/.*-\d+\.\d+\.\d+[^/]*$")
 
