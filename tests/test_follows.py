@@ -114,7 +114,7 @@ def test_follow_from_pages_then_following_lists_them_and_their_papers(engine: En
         # the papers: bob's upvote, the author's paper, the org's paper, each saying where it came from
         for arxiv_id in (A, B, ORG_PAPER):
             assert f'href="/papers/{arxiv_id}"' in page.text
-        assert "Upvoted or submitted by @bob" in page.text and "Featured by Deep Lab" in page.text
+        assert "Upvoted by @bob, whom you follow" in page.text and "Featured by Deep Lab" in page.text
         assert "By Solo Author, whom you follow" in page.text
 
         # "in digest" off with htmx: the row comes back, and the row is stored so

@@ -241,6 +241,7 @@ class Via:
     name: str  # the author's name, the member's username, the organization's name
     path: str  # the target's page
     at: datetime  # when: the paper's date, the upvote or submission, the featuring day
+    how: str = ""  # a member's: "upvote" | "submit" (the newest, when they did both)
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def following_page(conn: Connection, user: User, page: int = 1, size: int = FEED
         if a.arxiv_id not in order:
             name = names.get((a.kind, a.target_key), a.target_key)
             shown = a.target_key if a.kind == "org" else name
-            order[a.arxiv_id] = Via(a.kind, name, target_path(a.kind, shown), a.at)
+            order[a.arxiv_id] = Via(a.kind, name, target_path(a.kind, shown), a.at, a.how)
     ids = list(order)
     chunk = ids[(page - 1) * size : page * size]
     got = paper_store.get_papers(conn, chunk)

@@ -180,6 +180,7 @@ class Activity:
     at: datetime  # when: the upvote, the submission, the featuring day, the paper's date
     kind: str  # "author" | "member" | "org"
     target_key: str  # which followed target it came from
+    how: str = ""  # a member's: "upvote" | "submit"
 
 
 def _day_start(d: date) -> datetime:
@@ -209,7 +210,8 @@ def member_activity(
         voted = voted.where(votes.c.created_at < until)
     voted = voted.order_by(votes.c.created_at.desc(), votes.c.arxiv_id).limit(limit)
     found = [
-        Activity(r.arxiv_id, _aware(r.created_at), "member", str(r.user_id)) for r in conn.execute(voted)
+        Activity(r.arxiv_id, _aware(r.created_at), "member", str(r.user_id), "upvote")
+        for r in conn.execute(voted)
     ]
     sub = sa.select(
         featurings.c.arxiv_id, featurings.c.submitted_at, featurings.c.day, featurings.c.submitter_user_id
@@ -222,7 +224,7 @@ def member_activity(
     for r in conn.execute(sub):
         at = _aware(r.submitted_at) if r.submitted_at is not None else _day_start(r.day)
         if (since is None or at >= since) and (until is None or at < until):
-            found.append(Activity(r.arxiv_id, at, "member", str(r.submitter_user_id)))
+            found.append(Activity(r.arxiv_id, at, "member", str(r.submitter_user_id), "submit"))
     found.sort(key=lambda a: (a.at, a.arxiv_id), reverse=True)
     return found
 

@@ -42,7 +42,8 @@ def _limit(limiter: Limiter, user: User) -> None:
 def why_text(via: follows.Via) -> str:
     """A card's line on /following: where the paper came from."""
     if via.kind == "member":
-        return f"Upvoted or submitted by @{via.name}, whom you follow"
+        done = {"upvote": "Upvoted", "submit": "Submitted"}.get(via.how, "Upvoted or submitted")
+        return f"{done} by @{via.name}, whom you follow"
     if via.kind == "org":
         return f"Featured by {via.name}, which you follow"
     return f"By {via.name}, whom you follow"
