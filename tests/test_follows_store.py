@@ -93,7 +93,7 @@ def test_papers_via_follows_names_the_member_or_organization(engine: Engine) -> 
         got = store.papers_via_follows(conn, ada, NOW - timedelta(days=7), 10)
         assert got == {
             A: "member:bob",
-            submitted.arxiv_id: "member:bob",
+            submitted.arxiv_id: "submitted:bob",
             org_paper.arxiv_id: "org:Deep Lab",
         }
         assert list(got) == [A, submitted.arxiv_id, org_paper.arxiv_id]  # newest first

@@ -164,17 +164,24 @@ def test_a_coauthor_of_a_seed_is_named_with_that_seed(indexed: bool) -> None:
 
 def test_topics_and_follows_through_members_and_organizations() -> None:
     pool = make_pool(
-        [("kv", axis(2, 0.1), ()), ("bob", axis(5), ()), ("goog", axis(6), ()), ("x", axis(4), ())],
-        via={"bob": "member:bob", "goog": "org:Google", "nope": "member:ghost"},
+        [
+            ("kv", axis(2, 0.1), ()),
+            ("bob", axis(5), ()),
+            ("goog", axis(6), ()),
+            ("x", axis(4), ()),
+            ("carol", axis(7), ()),
+        ],
+        via={"bob": "member:bob", "goog": "org:Google", "nope": "member:ghost", "carol": "submitted:carol"},
     )
     interests = Interests(topics=(TopicSeed("kv cache", axis(2)),))
-    by_id = {p.arxiv_id: p.reason for p in rank(interests, pool, NOW, 4)}
+    by_id = {p.arxiv_id: p.reason for p in rank(interests, pool, NOW, 5)}
     assert by_id["kv"] == Reason("topic", "kv cache")
     assert by_id["bob"] == Reason("member", "bob")
     assert by_id["goog"] == Reason("org", "Google")
     assert reason_text(by_id["kv"]) == "Matches your topic “kv cache”"
     assert reason_text(by_id["bob"]) == "Upvoted by @bob, whom you follow"
     assert reason_text(by_id["goog"]) == "From Google, which you follow"
+    assert reason_text(by_id["carol"]) == "Submitted by @carol, whom you follow"
     assert ids(rank(interests, pool, NOW, 4))[0] == "kv"
 
 

@@ -104,8 +104,8 @@ class Pool:
     authors: tuple[tuple[str, ...], ...]  # author keys per paper
     published: np.ndarray  # (n,) float64 POSIX seconds of each paper's date
     popularity: np.ndarray  # (n,) float64 >= 0: upvotes (upstream + ours); 0 when unknown
-    # a reason the caller already knows, by paper id: "member:<username>" (a followed member upvoted or
-    # submitted it), "org:<name>" (from a followed organization)
+    # a reason the caller already knows, by paper id: "member:<username>" (a followed member upvoted it),
+    # "submitted:<username>" (submitted it), "org:<name>" (from a followed organization)
     via: Mapping[str, str] = field(default_factory=dict)
     # optional: authors as papers print them, parallel to `authors` (a card names "Jane Doe", not the key
     # "jane doe"); when absent the key is shown
@@ -119,6 +119,7 @@ class Reason:
     kind: str  # "similar" | "author" | "topic" | "member" | "org" | "trending"
     label: str  # the title, name, topic or organization the card names
     arxiv_id: str | None = None  # for "similar" and "author": the seed paper it is like
+    detail: str = ""  # for "member": "submit" when the followed member submitted it (else they upvoted it)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,10 @@ def rank(
             reason = Reason("topic", topics[int(best_topic[r])].query)
         elif kind == "via":
             what, _, who = via_rows[int(r)].partition(":")
-            reason = Reason("org" if what == "org" else "member", who)
+            if what == "org":
+                reason = Reason("org", who)
+            else:
+                reason = Reason("member", who, detail="submit" if what == "submitted" else "")
         elif r in followed_rows:  # a followed author outweighs any shared one (FOLLOW_WEIGHT > AUTHOR_WEIGHT)
             reason = Reason("author", interests.followed_authors[followed_rows[r]], None)
         elif shared is not None:
@@ -326,7 +330,8 @@ def reason_text(reason: Reason, seeds: Iterable[Seed] = ()) -> str:
     if reason.kind == "topic":
         return f"Matches your topic “{_short(reason.label)}”"
     if reason.kind == "member":
-        return f"Upvoted by @{reason.label}, whom you follow"
+        done = "Submitted" if reason.detail == "submit" else "Upvoted"
+        return f"{done} by @{reason.label}, whom you follow"
     if reason.kind == "org":
         return f"From {reason.label}, which you follow"
     return "Trending"

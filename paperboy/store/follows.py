@@ -312,7 +312,8 @@ def usernames(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:
 def papers_via_follows(conn: Connection, user_id: int, since: datetime, limit: int) -> dict[str, str]:
     """Recent papers that reached the member through a followed member (upvoted or submitted since
     `since`) or a followed organization (featured on a day since `since`), newest first: arxiv id ->
-    "member:<username>" or "org:<full name>" (the first source wins when several brought the same paper).
+    "member:<username>" (upvoted), "submitted:<username>" or "org:<full name>" (the first source wins when
+    several brought the same paper).
     Authors are left out: the feed matches followed authors itself."""
     mine = [f for f in followed(conn, user_id) if f.kind in ("member", "org")]
     member_ids = [f.target_user_id for f in mine if f.kind == "member" and f.target_user_id is not None]
@@ -331,7 +332,7 @@ def papers_via_follows(conn: Connection, user_id: int, since: datetime, limit: i
             name = names.get(int(a.target_key))
             if name is None:
                 continue
-            out[a.arxiv_id] = f"member:{name}"
+            out[a.arxiv_id] = f"{'submitted' if a.how == 'submit' else 'member'}:{name}"
         else:
             out[a.arxiv_id] = f"org:{orgs.get(a.target_key, a.target_key)}"
     return out
