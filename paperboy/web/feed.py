@@ -121,6 +121,7 @@ def for_you_page(
             personal=result.personal,
             feedback=True,
             first_index=start + 1,
+            total=result.total,
             page=p,
             pages=pages,
             page_links={
