@@ -124,3 +124,39 @@ def test_0010_adds_upstream_organization_slug_and_discussion_id_keeping_rows(eng
             sa.text("SELECT organization, organization_name, discussion_id FROM featurings")
         ).one()
     assert tuple(row) == ("Google", None, None)
+
+
+def test_0015_turns_the_authors_a_members_digest_followed_into_follows(engine: Engine) -> None:
+    """Revision 0015 on a database whose member-linked digest follows authors (the old "Follow in my digest"):
+    each name becomes one author follow that goes into the digest (spacing and case aside); an email-only
+    subscription's authors stay its own."""
+    from paperboy.db import upgrade as upgrade_to
+
+    _downgrade(engine, "0014")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, username_key, email, password_hash, is_admin, disabled,"
+                " created_at) VALUES ('ada', 'ada', 'ada@example.org', 'x', false, false, '2026-08-01')"
+            )
+        )
+        ada = conn.execute(sa.text("SELECT id FROM users WHERE username = 'ada'")).scalar()
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscriptions (email, user_id, status, categories, authors, exclude, created_at)"
+                " VALUES ('ada@example.org', :ada, 'active', '[]', :mine, '[]', '2026-08-01'),"
+                " ('eve@example.org', NULL, 'active', '[]', '[\"Eve Only\"]', '[]', '2026-08-01')"
+            ),
+            {"ada": ada, "mine": '["Jane  Doe", "jane doe", "Bob"]'},
+        )
+    upgrade_to(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT user_id, kind, target_key, target_name, in_digest FROM follows ORDER BY target_key"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (ada, "author", "bob", "Bob", True),
+        (ada, "author", "jane doe", "Jane Doe", True),
+    ]
